@@ -1,0 +1,81 @@
+"""Deployment checks: what would be unsafe in production, each with a stable id.
+
+    >>> import types
+    >>> settings = types.SimpleNamespace(DEBUG=True, SECRET_KEY='x', MAX_BODY_SIZE=0)
+    >>> [f.id for f in check_settings(settings)]
+    ['R001', 'R002', 'R006']
+
+========  ==========================================================
+R001      DEBUG is on (tracebacks shown to visitors)
+R002      SECRET_KEY missing, short, or a well-known placeholder
+R003      a Jinja2 environment with autoescape off
+R004      the development server configured to bind beyond loopback
+R005      session cookies without HttpOnly or SameSite
+R006      no request body limits (MAX_BODY_SIZE / MAX_FIELDS)
+========  ==========================================================
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Finding", "check_project", "check_settings"]
+
+_WEAK = {"secret", "changeme", "change-me", "dev", "development", "test",
+         "test-secret-key-not-for-production"}
+_MAX_SANE_BODY = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found, with a stable id and what to do about it."""
+
+    id: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.id} {self.message}"
+
+
+def check_settings(settings: Any) -> list[Finding]:
+    """Check a settings module (or any object with the same attributes)."""
+    found = []
+    if getattr(settings, "DEBUG", False):
+        found.append(Finding("R001", "DEBUG is on: visitors would see tracebacks. "
+                                     "Unset ROBACCIA_DEBUG in production."))
+    key = str(getattr(settings, "SECRET_KEY", "") or "")
+    if len(key) < 32 or key.lower() in _WEAK or len(set(key)) < 10:
+        found.append(Finding("R002", "SECRET_KEY is missing or weak: use at least 32 random "
+                                     "characters (ROBACCIA_SECRET_KEY)."))
+    host = str(getattr(settings, "RUN_HOST", "127.0.0.1"))
+    from robaccia.server import is_loopback
+
+    if not is_loopback(host):
+        found.append(Finding("R004", f"RUN_HOST is {host}: the development server would be "
+                                     "reachable from other machines. Use robaccia-admin serve."))
+    body = getattr(settings, "MAX_BODY_SIZE", None)
+    fields = getattr(settings, "MAX_FIELDS", None)
+    if not isinstance(body, int) or not 0 < body <= _MAX_SANE_BODY or not isinstance(fields, int) \
+            or fields <= 0:
+        found.append(Finding("R006", "Request body limits are missing: set MAX_BODY_SIZE "
+                                     f"(at most {_MAX_SANE_BODY} bytes) and MAX_FIELDS."))
+    return found
+
+
+def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
+    """Check a project folder: its settings, source files and middleware."""
+    found = check_settings(settings)
+    pattern = re.compile(r"autoescape\s*=\s*(False|0|None)\b")
+    for path in sorted(root.rglob("*.py")):
+        if any(part.startswith(".") or part in ("__pycache__", "tests") for part in path.parts):
+            continue
+        if pattern.search(path.read_text(errors="replace")):
+            found.append(Finding("R003", f"{path.relative_to(root)} creates a Jinja2 environment "
+                                         "with autoescape off: keep autoescape=True."))
+    flags = getattr(app, "cookie_flags", None)
+    if flags is not None and ("HttpOnly" not in flags or "SameSite" not in flags):
+        found.append(Finding("R005", "Cookies are set without HttpOnly or SameSite."))
+    return sorted(found, key=lambda f: f.id)

@@ -1,0 +1,262 @@
+"""robaccia-admin: create projects, add collections, run them.
+
+    robaccia-admin createproject myproject && cd myproject
+    robaccia-admin addmodelview employees name:string title:string office_number:integer
+    robaccia-admin createdb
+    robaccia-admin run
+
+The library raises :class:`~robaccia.errors.RobacciaError`; this module alone
+turns errors into one line on stderr and a non-zero exit code.
+
+    >>> from click.testing import CliRunner
+    >>> CliRunner().invoke(main, ['addview', 'fred']).output.splitlines()[0]
+    "Error: Can't find the sub-directory 'views': run this inside a project folder (made by robaccia-admin createproject)."
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from robaccia import scaffold
+from robaccia.errors import RobacciaError
+
+__all__ = ["main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+HELP_HEADER = "robaccia -- command line tool for the robaccia web framework."
+
+
+def _friendly(func: F) -> F:
+    """Turn library and environment errors into one-line messages."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except RobacciaError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except ImportError as exc:
+            raise click.ClickException(f"Could not import the project: {exc}.") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _project() -> Path:
+    root = scaffold.find_project(".")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return root
+
+
+def _print_created(root: Path, paths: list[Path]) -> None:
+    for path in paths:
+        click.echo(f" created {path.relative_to(root)}")
+
+
+@click.group(help=HELP_HEADER, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="robaccia")
+def main() -> None:
+    """The robaccia-admin command group."""
+
+
+@main.command("createproject")
+@click.argument("name", required=False, default="")
+@click.option("--templates", "engine", type=click.Choice(["genshi", "jinja2"]), default="genshi",
+              show_default=True, help="The template engine for HTML pages.")
+@_friendly
+def createproject_command(name: str, engine: str) -> None:
+    """Create a new project folder NAME (which must not exist)."""
+    root = scaffold.create_project(name, ".", engine)
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        click.echo(f" created {path.relative_to(root.parent)}")
+    click.echo(f"Next: cd {name} && robaccia-admin addmodelview NAME field:type ...")
+
+
+_TYPE = click.option("--type", "kind", type=click.Choice(["html", "json"]), default="html",
+                     show_default=True, help="The representation the collection serves.")
+
+
+@main.command("addview")
+@click.argument("name", required=False, default="")
+@_TYPE
+@_friendly
+def addview_command(name: str, kind: str) -> None:
+    """Add a collection without a model: views/NAME.py and its templates."""
+    root = scaffold.find_project(".")
+    _print_created(root, scaffold.add_view(root, name, kind))
+
+
+@main.command("addmodelview")
+@click.argument("name", required=False, default="")
+@click.argument("fields", nargs=-1)
+@_TYPE
+@_friendly
+def addmodelview_command(name: str, fields: tuple[str, ...], kind: str) -> None:
+    """Add a collection with a model. FIELDS are name:type[:option...].
+
+    Types: string, text, integer, float, decimal, boolean, date, datetime.
+    Options: required, unique, and a length for strings (name:string:100).
+    """
+    root = scaffold.find_project(".")
+    _print_created(root, scaffold.add_model_view(root, name, kind, list(fields)))
+    click.echo("Next: robaccia-admin createdb")
+
+
+def _tables(root: Path) -> list[Any]:
+    from sqlalchemy import Table
+
+    tables = []
+    for path in sorted((root / "models").glob("*.py")):
+        if path.stem.startswith("_"):
+            continue
+        module = importlib.import_module(f"models.{path.stem}")
+        tables.extend(v for v in vars(module).values() if isinstance(v, Table) and v not in tables)
+    return tables
+
+
+@main.command("createdb")
+@_friendly
+def createdb_command() -> None:
+    """Create the tables of every models/*.py (existing tables are left alone)."""
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy import inspect
+
+    root = _project()
+    import dbconfig
+
+    tables = _tables(root)
+    try:
+        existing = set(inspect(dbconfig.engine).get_table_names())
+        dbconfig.metadata.create_all(dbconfig.engine, tables=tables, checkfirst=True)
+    except sa_exc.OperationalError as exc:
+        raise click.ClickException(f"Could not reach the database: {str(exc.orig).strip().splitlines()[0]}") from None
+    for table in tables:
+        state = "exists" if table.name in existing else "created"
+        click.echo(f" {state} table {table.name}")
+    if not tables:
+        click.echo("No tables in models/: add one with robaccia-admin addmodelview.")
+
+
+@main.command("run")
+@click.option("--host", default=None, help="Address to bind (default: settings.RUN_HOST or 127.0.0.1).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-reload", is_flag=True, help="Do not restart on code and template changes.")
+@_friendly
+def run_command(host: str | None, port: int, no_reload: bool) -> None:
+    """Run the development server (debug on, reloading, loopback only by default)."""
+    from robaccia import server
+
+    root = _project()
+    if host is None:
+        host = _setting(root, "RUN_HOST", "127.0.0.1")
+    server.run(root, host, port, reload=not no_reload)
+
+
+def _setting(root: Path, name: str, default: Any) -> Any:
+    try:
+        settings = importlib.import_module("settings")
+    except ImportError:
+        return default
+    return getattr(settings, name, default)
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=None, type=click.IntRange(1, 256), help="Default: 2 x cores + 1.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
+@_friendly
+def serve_command(host: str, port: int, workers: int | None, threads: int) -> None:
+    """Serve the project with gunicorn, the production server (debug off)."""
+    from robaccia import server
+
+    server.serve(_project(), host, port, workers, threads)
+
+
+@main.command("runtests")
+@click.option("-v", "--verbose", is_flag=True)
+@_friendly
+def runtests_command(verbose: bool) -> None:
+    """Run the project's tests/ and exit non-zero when one fails."""
+    root = _project()
+    command = [sys.executable, "-m", "unittest", "discover", "-s", "tests", "-t", "."]
+    if verbose:
+        command.append("-v")
+    result = subprocess.run(command, cwd=root)
+    sys.exit(result.returncode)
+
+
+@main.command("check")
+@click.option("--deploy", is_flag=True, help="Check the settings for production.")
+@_friendly
+def check_command(deploy: bool) -> None:
+    """Report what would be unsafe in production (each finding has a stable id)."""
+    from robaccia import checks
+    from robaccia.server import load_app
+
+    root = _project()
+    settings = importlib.import_module("settings")
+    app = load_app(root) if deploy else None
+    findings = checks.check_project(root, settings, app)
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        raise click.ClickException(f"{len(findings)} finding(s).")
+    click.echo("No findings.")
+
+
+@main.command("demo")
+@click.option("--dir", "parent", default=None, help="Where to create the demo project.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--templates", "engine", type=click.Choice(["genshi", "jinja2"]), default="genshi")
+@click.option("--no-serve", is_flag=True, help="Create the project and rows, but do not serve.")
+@_friendly
+def demo_command(parent: str | None, port: int, engine: str, no_serve: bool) -> None:
+    """Scaffold an employees project with sample rows and serve it."""
+    import tempfile
+
+    from robaccia import demo
+
+    parent = parent or tempfile.mkdtemp(prefix="robaccia-demo-")
+    root = demo.build(Path(parent), engine)
+    click.echo(f"Demo project: {root}")
+    if not no_serve:
+        os.chdir(root)
+        from robaccia import server
+
+        server.run(root, "127.0.0.1", port, reload=False)
+
+
+@main.command("commands")
+def commands_command() -> None:
+    """List the commands."""
+    for name, command in sorted(main.commands.items()):
+        click.echo(f"  {name:<15} {command.get_short_help_str(70)}")
+
+
+@main.command("help")
+@click.argument("command", required=False)
+@click.pass_context
+def help_command(ctx: click.Context, command: str | None) -> None:
+    """Show help for a command, or for robaccia-admin."""
+    parent = ctx.parent
+    assert parent is not None
+    if command is None:
+        click.echo(main.get_help(parent))
+        return
+    target = main.get_command(parent, command)
+    if target is None:
+        raise click.ClickException(f"'{command}' is not a valid command. See robaccia-admin commands.")
+    with click.Context(target, info_name=command, parent=parent) as sub:
+        click.echo(target.get_help(sub))

@@ -1,0 +1,202 @@
+"""The development server: threaded, loopback by default, reloading on changes.
+
+``robaccia-admin run`` starts :func:`run`. The parent process watches the
+project's Python files, templates and settings and restarts a child process
+that serves the app whenever one changes; Ctrl-C stops both. Each request is
+logged to the console and to ``logs/`` (through the project's LOGGING
+setting). ``python -m robaccia.server ROOT HOST PORT`` is the child.
+
+    >>> from robaccia.server import is_loopback
+    >>> is_loopback('127.0.0.1'), is_loopback('0.0.0.0')
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import logging.config
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from robaccia.errors import RobacciaError
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
+__all__ = ["ServerError", "check_port", "is_loopback", "load_app", "run", "serve"]
+
+request_log = logging.getLogger("robaccia.request")
+
+
+class ServerError(RobacciaError):
+    """The server cannot start."""
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether a bind address only accepts local connections."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port(host: str, port: int) -> None:
+    """Fail with one clear sentence if ``host:port`` cannot be bound."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = "is already in use" if exc.errno == 98 else f"cannot be used ({exc.strerror})"
+            raise ServerError(f"Port {port} on {host} {reason}; choose another with --port.") from None
+
+
+def configure_logging(root: Path) -> None:
+    """Apply the project's LOGGING setting (the library itself configures none)."""
+    (root / "logs").mkdir(exist_ok=True)
+    import settings  # the project's, on sys.path
+
+    config = getattr(settings, "LOGGING", None)
+    if config:
+        logging.config.dictConfig(config)
+    else:
+        logging.basicConfig(level=logging.INFO)
+
+
+def load_app(root: Path) -> WSGIApplication:
+    """Import the project's dispatcher and return its app."""
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import dispatcher
+
+    return dispatcher.app  # type: ignore[no-any-return]
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _Handler(WSGIRequestHandler):
+    # NOTE: a client that stops sending holds its thread for at most this long.
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        request_log.info("%s %s", self.client_address[0], format % args)
+
+
+def serve_forever(root: Path, host: str, port: int) -> None:
+    """Serve the project in this process until interrupted."""
+    os.chdir(root)
+    configure_logging(root)
+    app = load_app(root)
+    server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.serve_forever(poll_interval=0.25)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _watched(root: Path) -> Iterator[Path]:
+    for pattern in ("*.py", "views/*.py", "models/*.py", "templates/**/*", "static/**/*"):
+        yield from root.glob(pattern)
+
+
+def _snapshot(root: Path) -> dict[Path, float]:
+    state = {}
+    for path in _watched(root):
+        try:
+            state[path] = path.stat().st_mtime
+        except OSError:
+            continue
+    return state
+
+
+def run(root: Path, host: str = "127.0.0.1", port: int = 8080, reload: bool = True) -> None:
+    """Run the development server (debug on), reloading on changes."""
+    check_port(host, port)
+    env = dict(os.environ, ROBACCIA_DEBUG="1", PYTHONUNBUFFERED="1")
+    mode = "debug, reloading on changes" if reload else "debug"
+    print(f"Serving {root.name} on http://{host}:{port}/ ({mode}). Press Ctrl-C to stop.", flush=True)
+    if not is_loopback(host):
+        print(f"Warning: {host} is reachable from other machines, and debug pages show "
+              "tracebacks. Use robaccia-admin serve for anything public.", flush=True)
+    command = [sys.executable, "-m", "robaccia.server", str(root), host, str(port)]
+    if not reload:
+        os.environ.update(env)
+        serve_forever(root, host, port)
+        print("Stopped.")
+        return
+    child = subprocess.Popen(command, env=env)
+    state = _snapshot(root)
+    try:
+        while True:
+            time.sleep(0.5)
+            now = _snapshot(root)
+            if now != state:
+                changed = sorted(str(p.relative_to(root)) for p in set(now) ^ set(state)
+                                 | {p for p in now if state.get(p) != now[p]})
+                print(f"Changed: {', '.join(changed[:3])}; restarting.", flush=True)
+                state = now
+                _stop(child)
+                child = subprocess.Popen(command, env=env)
+    except KeyboardInterrupt:
+        _stop(child)
+        print("Stopped.", flush=True)
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.terminate()
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None,
+          threads: int = 1) -> None:
+    """Replace this process with gunicorn serving the project, debug off."""
+    check_port(host, port)
+    workers = workers or (os.cpu_count() or 1) * 2 + 1
+    (root / "logs").mkdir(exist_ok=True)
+    env = dict(os.environ, ROBACCIA_DEBUG="0")
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
+        "--workers", str(workers),
+        "--threads", str(threads),
+        "--chdir", str(root),
+        "--access-logfile", "-",
+        "--error-logfile", "-",
+        "--graceful-timeout", "10",
+        "dispatcher:app",
+    ]
+    print(f"Serving {root.name} with gunicorn on http://{host}:{port}/ "
+          f"({workers} workers). Press Ctrl-C to stop.", flush=True)
+    os.execvpe(sys.executable, command, env)
+
+
+if __name__ == "__main__":
+    serve_forever(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))

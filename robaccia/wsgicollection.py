@@ -1,0 +1,170 @@
+"""RESTful collections: a WSGI app that calls a handler named after the request.
+
+A :class:`Collection` reads ``id`` and ``noun`` from the routing arguments
+(``wsgiorg.routing_args``, else ``selector.vars``) and calls the handler whose
+name the request implies:
+
+==========================  ============================
+request                     handler
+==========================  ============================
+``GET    /people/``          ``list``
+``POST   /people/``          ``create``
+``GET    /people/1``         ``retrieve``
+``PUT    /people/1``         ``update``
+``DELETE /people/1``         ``delete``
+``GET    /people/;new_form`` ``get_new_form``
+``GET    /people/1;edit_form`` ``get_edit_form``
+``POST   /people/1;comment`` ``post_comment``
+==========================  ============================
+
+With a noun the handler is ``<method>_<noun>`` whether or not there is an
+id. These names are the collection protocol, fixed here. Handlers take
+``(environ, start_response)``; what they need to know about the request is in
+the environ (``robaccia.id``, ``robaccia.noun``, ``robaccia.handler``), never
+on ``self``, so one instance serves many threads::
+
+    >>> from robaccia.wsgicollection import Collection
+    >>> from robaccia.wsgidispatcher import Dispatcher
+    >>> from robaccia.testing import call
+    >>> class People(Collection):
+    ...     def retrieve(self, environ, start_response):
+    ...         start_response('200 OK', [('Content-Type', 'text/plain')])
+    ...         return [b'person ' + environ['robaccia.id'].encode()]
+    >>> d = Dispatcher()
+    >>> d.add('/people/[{id:unreserved}][;{noun:unreserved}]', People())
+    >>> call(d, 'GET', '/people/7')[2]
+    b'person 7'
+    >>> status, headers, body = call(d, 'DELETE', '/people/7')
+    >>> status, dict(headers)['Allow']
+    ('405 Method Not Allowed', 'GET, HEAD, OPTIONS')
+
+A resource with no handler for the method is 405 with ``Allow`` (the 2007
+code answered 404); a name with no handler at all is 404. HEAD is served by
+the GET handler without a body; OPTIONS answers with ``Allow``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from robaccia.errors import HTTPException, MethodNotAllowed, NotFound
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+__all__ = ["COLLECTION_HANDLERS", "MEMBER_HANDLERS", "Collection", "routing_vars"]
+
+#: Handlers for the collection URI (no id, no noun), by method.
+COLLECTION_HANDLERS = {"GET": "list", "POST": "create"}
+#: Handlers for a member URI (an id, no noun), by method.
+MEMBER_HANDLERS = {"GET": "retrieve", "PUT": "update", "DELETE": "delete"}
+#: Methods that may prefix a noun handler (``get_edit_form``).
+NOUN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_NO_VARS = b"Environment variables for wsgicollection.Collection not provided via WSGI."
+
+
+def routing_vars(environ: WSGIEnvironment) -> dict[str, Any] | None:
+    """Return the named routing arguments, or None when there are none."""
+    args = environ.get("wsgiorg.routing_args")
+    if args is not None:
+        return args[1]  # type: ignore[no-any-return]
+    return environ.get("selector.vars")
+
+
+class Collection:
+    """A WSGI application dispatching to handler methods by method, id and noun."""
+
+    def _handler(self, name: str) -> Any:
+        # NOTE: only public callables count; "_" names and attributes that
+        # are not callable are never reachable from a URL.
+        if not name or name.startswith("_"):
+            return None
+        handler = getattr(self, name, None)
+        return handler if callable(handler) else None
+
+    def _candidates(self, id: str | None, noun: str | None) -> dict[str, str]:
+        """Map each method this resource handles to its handler name."""
+        if noun:
+            names = {m: f"{m.lower()}_{noun}" for m in NOUN_METHODS}
+        elif id:
+            names = dict(MEMBER_HANDLERS)
+        else:
+            names = dict(COLLECTION_HANDLERS)
+        return {m: n for m, n in names.items() if self._handler(n) is not None}
+
+    def resolve(self, environ: WSGIEnvironment) -> str | None:
+        """Choose the handler name for a request, or None for OPTIONS.
+
+        Sets ``robaccia.id``, ``robaccia.noun`` and ``robaccia.handler``.
+
+        :raises NotFound: when nothing handles this id and noun.
+        :raises MethodNotAllowed: when other methods do.
+        """
+        url_vars = routing_vars(environ) or {}
+        id = url_vars.get("id") or None
+        noun = url_vars.get("noun") or None
+        environ["robaccia.id"] = id
+        environ["robaccia.noun"] = noun
+        handlers = self._candidates(id, noun)
+        if not handlers:
+            raise NotFound()
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method == "HEAD":
+            method = "GET"
+        name = handlers.get(method)
+        if name is None:
+            if method == "OPTIONS":
+                environ["robaccia.handler"] = None
+                return None
+            raise MethodNotAllowed(_allow(handlers))
+        environ["robaccia.handler"] = name
+        return name
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if routing_vars(environ) is None:
+            start_response(
+                "500 Internal Server Error",
+                [("Content-Type", "text/plain"), ("Content-Length", str(len(_NO_VARS)))],
+            )
+            return [_NO_VARS]
+        try:
+            result = self.respond(environ, start_response)
+        except HTTPException as exc:
+            result = exc(environ, start_response)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            try:
+                # A generator handler calls start_response only when first
+                # iterated (PEP 3333): take one chunk, then drop the body.
+                next(iter(result), None)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+            return []
+        return result
+
+    def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """Resolve the handler, call it and finish its result."""
+        name = self.resolve(environ)
+        if name is None:
+            allow = _allow(self._candidates(environ["robaccia.id"], environ["robaccia.noun"]))
+            start_response("200 OK", [("Allow", ", ".join(allow)), ("Content-Length", "0")])
+            return []
+        result = getattr(self, name)(environ, start_response)
+        return self.finish(environ, start_response, name, result)
+
+    def finish(
+        self, environ: WSGIEnvironment, start_response: StartResponse, name: str, result: Any
+    ) -> Any:
+        """Turn a handler's result into the response; the base returns it as it is."""
+        return result
+
+
+def _allow(handlers: dict[str, str]) -> list[str]:
+    methods = list(handlers)
+    if "GET" in methods:
+        methods.insert(methods.index("GET") + 1, "HEAD")
+    methods.append("OPTIONS")
+    return methods
