@@ -1,0 +1,33 @@
+# The two set-up commands (see README.md): `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench services clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# Scaffold an employees project with sample rows into a scratch folder and serve it.
+demo: $(STAMP)
+	$(BIN)/robaccia-admin demo
+
+# The whole test suite: installs what it needs, starts local services, runs pytest.
+test: $(STAMP)
+	bash scripts/services.sh
+	bash scripts/browser.sh
+	$(BIN)/python -m pytest
+
+# The suite without the browser and multi-process tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,5 @@
+"""Run robaccia-admin as python -m robaccia."""
+
+from robaccia.cli import main
+
+main()
