@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -54,7 +55,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from sqlalchemy import and_, bindparam, delete, insert, or_, select, true, update
+from sqlalchemy import and_, bindparam, cast, delete, insert, literal, or_, select, true, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
 
@@ -480,8 +481,10 @@ class DefaultModelCollection(DefaultCollection):
     # --- paging -------------------------------------------------------------
 
     def _page(self, environ: WSGIEnvironment) -> dict[str, Any]:
-        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), max_num_fields=20)
-                     ) if environ.get("QUERY_STRING") else {}
+        try:
+            query = dict(parse_qsl(environ.get("QUERY_STRING", ""), max_num_fields=20))
+        except ValueError:
+            raise BadRequest("Too many query parameters.") from None
         limit = self.page_size
         if "limit" in query:
             text = query["limit"]
@@ -490,7 +493,7 @@ class DefaultModelCollection(DefaultCollection):
             limit = int(text)
         sort = query.get("sort") or self.primary
         desc = sort.startswith("-")
-        column = self.columns.get(sort.lstrip("-"))
+        column = self.columns.get(sort[1:] if desc else sort)
         if column is None:
             raise BadRequest(f"sort must name a column: {', '.join(self.columns)} (prefix - for descending).")
         after, before = query.get("after"), query.get("before")
@@ -533,7 +536,8 @@ class DefaultModelCollection(DefaultCollection):
             raise BadRequest("The page cursor is not valid.") from None
 
     def _cursor(self, row: dict[str, Any], column: Any, plain: bool) -> str:
-        if plain:
+        if plain or column is self.pk:
+            # NOTE: _sorted reads a bare key for any sort on the key (-id too).
             return str(row[self.primary])
         value = row[column.name]
         raw = json.dumps([value is None, value, row[self.primary]], default=json_default)
@@ -542,7 +546,10 @@ class DefaultModelCollection(DefaultCollection):
     def _sorted(self, column: Any, desc: bool, cursor: str | None, backwards: bool) -> Any:
         pk = self.pk
         forward_desc = desc != backwards
-        order_col = column.desc() if forward_desc else column.asc()
+        # NOTE: enums sort by their label on every database: MariaDB orders an
+        # ENUM by declaration index but compares it with a string as text.
+        sort_col = cast(column, sqltypes.String()) if isinstance(column.type, sqltypes.Enum) else column
+        order_col = sort_col.desc() if forward_desc else sort_col.asc()
         order_pk = pk.desc() if forward_desc else pk.asc()
         nulls_last = column.is_(None)
         stmt = select(self.table)
@@ -556,19 +563,22 @@ class DefaultModelCollection(DefaultCollection):
             value = self._cursor_pk(cursor)
             return stmt.where(pk < value if forward_desc else pk > value)
         is_null, value, key = self._decode_cursor(cursor, column)
+        if not is_null:
+            # NOTE: bound with the column's type: a bare True/False cannot be compared with < or >.
+            value = literal(value.name if isinstance(value, enum.Enum) else value, sort_col.type)
         greater = (lambda a, b: a < b) if forward_desc else (lambda a, b: a > b)
         if backwards:
             # walking back towards the start: nulls (last going forward) come first
             if is_null:
                 cond = or_(column.is_not(None), and_(column.is_(None), greater(pk, key)))
             else:
-                cond = and_(column.is_not(None), or_(greater(column, value),
-                                                     and_(column == value, greater(pk, key))))
+                cond = and_(column.is_not(None), or_(greater(sort_col, value),
+                                                     and_(sort_col == value, greater(pk, key))))
         elif is_null:
             cond = and_(column.is_(None), greater(pk, key))
         else:
-            cond = or_(column.is_(None), greater(column, value),
-                       and_(column == value, greater(pk, key)))
+            cond = or_(column.is_(None), greater(sort_col, value),
+                       and_(sort_col == value, greater(pk, key)))
         return stmt.where(cond if cond is not None else true())
 
     def _decode_cursor(self, text: str, column: Any) -> tuple[bool, Any, Any]:

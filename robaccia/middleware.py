@@ -36,7 +36,7 @@ import logging
 import secrets
 import sys
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import Forbidden, HTTPException, InternalServerError
@@ -96,6 +96,8 @@ class ProjectMiddleware:
     :param secure_cookies: mark cookies ``Secure`` (serve over HTTPS).
     :param limits: body limits, also used by the model collections.
     :param environ_defaults: extra environ keys set on every request.
+    :param ext_for: tells the representation (``"json"``) of the collection a
+        request addresses, so errors raised before it runs match it.
     """
 
     def __init__(
@@ -107,6 +109,7 @@ class ProjectMiddleware:
         secure_cookies: bool = False,
         limits: Limits = DEFAULT_LIMITS,
         environ_defaults: dict[str, Any] | None = None,
+        ext_for: Callable[[WSGIEnvironment], str | None] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("ProjectMiddleware needs a secret key")
@@ -114,6 +117,7 @@ class ProjectMiddleware:
         self.key = hashlib.sha256(b"robaccia-cookies:" + secret.encode()).digest()
         self.debug = debug
         self.limits = limits
+        self.ext_for = ext_for
         self.cookie_flags = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure_cookies else "")
         self.defaults = dict(environ_defaults or {})
         self.defaults["robaccia.limits"] = limits
@@ -224,6 +228,8 @@ class ProjectMiddleware:
                 self._check_csrf(environ)
             result = self.app(environ, respond)
         except HTTPException as exc:
+            if "robaccia.ext" not in environ and self.ext_for is not None:
+                environ["robaccia.ext"] = self.ext_for(environ)
             return exc(environ, respond)
         except Exception:
             return self.error(environ, respond, sys.exc_info())

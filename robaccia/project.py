@@ -142,6 +142,19 @@ class Project:
         """Route to the view named by the ``view`` routing argument."""
         return self.view(_view_name(environ))(environ, start_response)
 
+    def ext_for(self, environ: WSGIEnvironment) -> str | None:
+        """Return the representation of the view a request's path names, if any."""
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        name = path.lstrip("/").partition("/")[0].partition(";")[0]
+        try:
+            return getattr(self.view(name), "ext", None)
+        except Exception:
+            return None
+
+    def not_found(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The router's 404: in the representation of the view the path names."""
+        raise NotFound()
+
     def add_slash(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Redirect ``/fred`` to ``/fred/`` when fred is a view."""
         name = _view_name(environ)
@@ -157,6 +170,22 @@ class Project:
         names = self.collections()
         return render(environ, start_response, "index.html",
                       {"collections": names, "project": self.root.name})
+
+    def openapi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Serve the OpenAPI 3.1 document of the project's JSON collections."""
+        from robaccia.openapi import document
+        from robaccia.renderers import to_json
+
+        views = {}
+        for name in self.collections():
+            try:
+                views[name] = self.view(name)
+            except Exception:  # a broken view must not hide the others' document
+                logger.exception("Could not load views/%s.py for /openapi.json", name)
+        body = to_json(document(self.root.name, views))
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
 
     # --- static files ---------------------------------------------------------
 
@@ -195,4 +224,5 @@ class Project:
             secure_cookies=bool(self.setting("SECURE_COOKIES", False)),
             limits=self.limits,
             environ_defaults={"robaccia.templates": self.templates, "robaccia.project": self},
+            ext_for=self.ext_for,
         )

@@ -1,0 +1,176 @@
+"""OpenAPI 3.1 documents for JSON collections, generated from their tables.
+
+A project serves its document at ``/openapi.json``; it describes every JSON
+view over a model (``addmodelview NAME --type json``): column types,
+nullability and lengths, the paging and sort parameters, ETag headers and
+problem+json errors::
+
+    >>> from sqlalchemy import Column, Integer, MetaData, String, Table
+    >>> from robaccia import DefaultModelCollection, render
+    >>> t = Table('people', MetaData(), Column('id', Integer, primary_key=True),
+    ...           Column('name', String(20), nullable=False))
+    >>> class People(DefaultModelCollection):
+    ...     def list(self, environ, start_response): pass
+    >>> doc = document('demo', {'people': People('json', render, None, t)})
+    >>> sorted(doc['paths']), doc['components']['schemas']['people']['properties']['name']
+    (['/people/'], {'type': 'string', 'maxLength': 20})
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import types as sqltypes
+
+from robaccia.defaultmodelcollection import DefaultModelCollection
+from robaccia.fields import _INT_RANGES, Field
+
+__all__ = ["document"]
+
+_PROBLEM = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
+
+
+def _schema(field: Field, column: Any) -> dict[str, Any]:
+    kind = field.input
+    schema: dict[str, Any]
+    if kind == "checkbox":
+        schema = {"type": "boolean"}
+    elif kind == "select":
+        schema = {"type": "string", "enum": list(field.choices)}
+    elif isinstance(column.type, sqltypes.Integer):
+        bound = next(b for t, b in _INT_RANGES.items() if isinstance(column.type, t))
+        schema = {"type": "integer", "minimum": -bound, "maximum": bound - 1}
+    elif isinstance(column.type, sqltypes.Float):
+        schema = {"type": "number"}
+    elif kind == "number":
+        # NOTE: decimals travel as strings, so no digit is lost to a float.
+        schema = {"type": "string", "format": "decimal", "pattern": r"^-?[0-9]{1,20}(\.[0-9]{1,10})?$"}
+    elif kind == "date":
+        schema = {"type": "string", "format": "date"}
+    elif kind == "datetime-local":
+        schema = {"type": "string", "format": "date-time"}
+    elif kind == "time":
+        schema = {"type": "string", "format": "time"}
+    else:
+        schema = {"type": "string"}
+        if field.maxlength:
+            schema["maxLength"] = field.maxlength
+    if field.nullable and not field.primary_key:
+        schema["type"] = [schema["type"], "null"]
+    return schema
+
+
+def _collection(name: str, app: DefaultModelCollection) -> tuple[dict[str, Any], dict[str, Any]]:
+    row_ref = {"$ref": f"#/components/schemas/{name}"}
+    props = {f.name: _schema(f, app.columns[f.name]) for f in app.fields}
+    writable = {k: v for k, v in props.items()
+                if next(f for f in app.fields if f.name == k).writable}
+    required = [f.name for f in app.fields if f.required and f.writable]
+    schemas = {
+        name: {"type": "object", "properties": props, "required": [f.name for f in app.fields]},
+        f"{name}_create": {"type": "object", "properties": writable, "required": required,
+                           "additionalProperties": False},
+        f"{name}_update": {"type": "object", "properties": {k: v for k, v in writable.items()
+                                                             if k != app.primary},
+                           "additionalProperties": False},
+    }
+    etag = {"ETag": {"schema": {"type": "string"}, "description": "The row's version."}}
+    sortable = [c for f in app.fields for c in (f.name, "-" + f.name)]
+    json_body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}_create"}}}
+    unsafe = {"403": _problem("Refused: send Content-Type application/json from this site."),
+              "413": _problem("Body too large."), "415": _problem("Not JSON."),
+              "400": _problem("Malformed body.")}
+    handled = {m: getattr(app, h, None) for m, h in
+               (("list", "list"), ("create", "create"), ("retrieve", "retrieve"),
+                ("update", "update"), ("delete", "delete"))}
+    collection: dict[str, Any] = {}
+    if handled["list"]:
+        collection["get"] = {
+            "summary": f"List {name}",
+            "parameters": [
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": app.max_page_size}},
+                {"name": "sort", "in": "query", "schema": {"type": "string", "enum": sortable}},
+                {"name": "after", "in": "query", "schema": {"type": "string"},
+                 "description": "The cursor of a page's last row (from `next`)."},
+                {"name": "before", "in": "query", "schema": {"type": "string"},
+                 "description": "The cursor of a page's first row (from `prev`)."},
+            ],
+            "responses": {
+                "200": {"description": "A page of rows.", "headers": {
+                    "Link": {"schema": {"type": "string"}}},
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["data", "next", "prev"],
+                        "properties": {"data": {"type": "array", "items": row_ref},
+                                       "next": {"type": ["string", "null"]},
+                                       "prev": {"type": ["string", "null"]}}}}}},
+                "400": _problem("A bad limit, sort or cursor."),
+            },
+        }
+    if handled["create"]:
+        collection["post"] = {
+            "summary": f"Create a row in {name}",
+            "requestBody": {"required": True, "content": json_body},
+            "responses": {
+                "201": {"description": "Created.", "headers": {
+                    "Location": {"schema": {"type": "string"}}, **etag},
+                    "content": {"application/json": {"schema": row_ref}}},
+                "409": _problem("A unique value is taken."),
+                "422": _problem("Invalid fields (see `errors`)."), **unsafe,
+            },
+        }
+    id_param = {"name": "id", "in": "path", "required": True,
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]+$"}}
+    if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+    member: dict[str, Any] = {"parameters": [id_param]}
+    if handled["retrieve"]:
+        member["get"] = {"summary": f"One row of {name}", "responses": {
+            "200": {"description": "The row.", "headers": etag,
+                    "content": {"application/json": {"schema": row_ref}}},
+            "304": {"description": "Not modified (If-None-Match)."},
+            "404": _problem("No such row.")}}
+    if handled["update"]:
+        member["put"] = {
+            "summary": f"Update a row of {name} (the fields given)",
+            "parameters": [if_match],
+            "requestBody": {"required": True, "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{name}_update"}}}},
+            "responses": {"200": {"description": "Updated.", "headers": etag,
+                                  "content": {"application/json": {"schema": row_ref}}},
+                          "404": _problem("No such row."), "409": _problem("A unique value is taken."),
+                          "412": _problem("The row changed (If-Match)."),
+                          "422": _problem("Invalid fields."), **unsafe}}
+    if handled["delete"]:
+        member["delete"] = {"summary": f"Delete a row of {name}", "parameters": [if_match],
+                            "responses": {"204": {"description": "Deleted."},
+                                          "404": _problem("No such row."),
+                                          "412": _problem("The row changed (If-Match)."), **unsafe}}
+    paths = {}
+    if len(collection):
+        paths[f"/{name}/"] = collection
+    if len(member) > 1:
+        paths[f"/{name}/{{id}}"] = member
+    return paths, schemas
+
+
+def document(title: str, views: Mapping[str, Any], version: str = "1") -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for the JSON model views among ``views``."""
+    paths: dict[str, Any] = {}
+    schemas: dict[str, Any] = {
+        "Problem": {"type": "object", "required": ["title", "status"], "properties": {
+            "type": {"type": "string"}, "title": {"type": "string"},
+            "status": {"type": "integer"}, "detail": {"type": "string"},
+            "errors": {"type": "object", "additionalProperties": {"type": "string"}}}},
+    }
+    for name, app in sorted(views.items()):
+        if isinstance(app, DefaultModelCollection) and app.ext == "json" and app.table is not None:
+            more_paths, more_schemas = _collection(name, app)
+            paths.update(more_paths)
+            schemas.update(more_schemas)
+    return {"openapi": "3.1.0", "info": {"title": title, "version": version},
+            "paths": paths, "components": {"schemas": schemas}}

@@ -1,0 +1,90 @@
+"""The OpenAPI document of JSON views, and schemathesis against the live server."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
+
+from robaccia import DefaultModelCollection, render
+from robaccia.openapi import document
+from support import make_project, request, served
+
+FIELDS = ["name:string:required:unique", "count:integer", "price:decimal", "active:boolean",
+          "born:date", "note:text"]
+
+
+class Things(DefaultModelCollection):
+    def list(self, environ, start_response):
+        pass
+
+    def retrieve(self, environ, start_response):
+        pass
+
+    def delete(self, environ, start_response):
+        pass
+
+
+def test_document_describes_columns_paging_and_only_handled_methods():
+    table = Table("things", MetaData(), Column("id", Integer, primary_key=True),
+                  Column("name", String(40), nullable=False), Column("born", Date),
+                  Column("price", Numeric(8, 2)))
+    doc = document("demo", {"things": Things("json", render, None, table),
+                            "pages": Things("html", render, None, table)})
+    assert doc["openapi"] == "3.1.0"
+    assert set(doc["paths"]) == {"/things/", "/things/{id}"}  # the html view is not an API
+    assert set(doc["paths"]["/things/"]) == {"get"}  # no create handler, no POST
+    assert set(doc["paths"]["/things/{id}"]) == {"parameters", "get", "delete"}
+    props = doc["components"]["schemas"]["things"]["properties"]
+    assert props["name"] == {"type": "string", "maxLength": 40}
+    assert props["born"] == {"type": ["string", "null"], "format": "date"}
+    assert props["id"]["type"] == "integer"
+    params = {p["name"] for p in doc["paths"]["/things/"]["get"]["parameters"]}
+    assert params == {"limit", "sort", "after", "before"}
+    get_one = doc["paths"]["/things/{id}"]["get"]["responses"]
+    assert "ETag" in get_one["200"]["headers"]
+    assert "application/problem+json" in get_one["404"]["content"]
+
+
+@pytest.mark.slow
+def test_served_document_and_problem_json_errors(tmp_path):
+    root = make_project(tmp_path, view="counters", fields=FIELDS + ["--type", "json"])
+    with served(root, "serve") as base:
+        status, headers, body = request(base, "GET", "/openapi.json")
+        assert status == 200 and headers["content-type"] == "application/json"
+        doc = json.loads(body)
+        assert "/counters/" in doc["paths"]
+        # errors raised before the view runs still speak the view's language
+        for method, path, expected in [("GET", "/counters/%C2%84", 404),
+                                       ("DELETE", "/counters/1", 403)]:
+            status, headers, body = request(base, method, path)
+            assert status == expected
+            assert headers["content-type"] == "application/problem+json"
+            assert json.loads(body)["status"] == expected
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path):
+    cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("st")
+    if cli is None:
+        pytest.skip("schemathesis is not installed")
+    root = make_project(tmp_path, view="counters", fields=FIELDS + ["--type", "json"])
+    with served(root, "serve") as base:
+        result = subprocess.run(
+            [cli, "run", f"{base}/openapi.json", "--checks",
+             "not_a_server_error,status_code_conformance,content_type_conformance,"
+             "response_schema_conformance,response_headers_conformance",
+             "--max-examples", "40", "--seed", "20261122",
+             "--header", "Content-Type: application/json"],
+            capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    generated = re.search(r"(\d+) generated", output)
+    assert generated and int(generated.group(1)) > 100, output[-2000:]
+    assert result.returncode == 0, output[-4000:]
+    assert "Server error" not in output
