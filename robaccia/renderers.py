@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import enum
 import json
 import os
 import threading
@@ -62,6 +63,8 @@ def json_default(value: Any) -> Any:
         return str(value)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if isinstance(value, enum.Enum):
+        return value.name  # what the column's form field and JSON input accept
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
