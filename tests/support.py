@@ -52,11 +52,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[str] | None = None, timeout: float = 30) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[str] | None = None, timeout: float = 30,
+                  log_path: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            out = process.stdout.read() if process.stdout else ""
+            out = log_path.read_text() if log_path is not None else ""
             raise AssertionError(f"server exited early ({process.returncode}):\n{out}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
             return
@@ -72,20 +73,22 @@ def served(root: Path, command: str = "run", database_url: str | None = None,
     args = [sys.executable, "-m", "robaccia", command, "--port", str(port)]
     args += ["--no-reload"] if command == "run" else ["--workers", "2"]
     args += list(extra_args)
-    process = subprocess.Popen(args, cwd=root, env=project_env(database_url, **env), text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
+    # NOTE: output goes to a file: a pipe nobody reads fills up and blocks the server.
+    (root / "logs").mkdir(exist_ok=True)
+    log_path = root / "logs" / f"server-{port}.out"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(args, cwd=root, env=project_env(database_url, **env), text=True,
+                                   stdout=log, stderr=subprocess.STDOUT)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout:
-            process.stdout.close()
+            wait_for_port(port, process, log_path=log_path)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def request(base: str, method: str, path: str, body: bytes | str | None = None,
