@@ -63,9 +63,9 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<style>body{{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#1f2328}}
-h1{{font-size:1.5rem}}a{{color:#0b57d0}}</style></head>
-<body><main><h1>{title}</h1><p>{detail}</p><p><a href="/">Home</a></p></main></body></html>
+<link rel="stylesheet" href="/static/robaccia.css"></head>
+<body><header class="site"><div class="inner"><a href="/">Home</a></div></header>
+<main id="content"><h1>{title}</h1><p>{detail}</p></main></body></html>
 """
 
 
