@@ -133,13 +133,16 @@ def createdb_command() -> None:
     from sqlalchemy import inspect
 
     root = _project()
-    import dbconfig
+    try:
+        import dbconfig
+    except sa_exc.ArgumentError as exc:  # a malformed URL or an unknown dialect
+        raise click.ClickException(f"The database URL is not valid: {exc}") from None
 
     tables = _tables(root)
     try:
         existing = set(inspect(dbconfig.engine).get_table_names())
         dbconfig.metadata.create_all(dbconfig.engine, tables=tables, checkfirst=True)
-    except sa_exc.OperationalError as exc:
+    except sa_exc.DBAPIError as exc:
         raise click.ClickException(f"Could not reach the database: {str(exc.orig).strip().splitlines()[0]}") from None
     for table in tables:
         state = "exists" if table.name in existing else "created"

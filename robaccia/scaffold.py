@@ -165,13 +165,15 @@ def create_project(name: str, parent: str | os.PathLike[str] = ".", engine: str 
         raise ScaffoldError("Missing required parameter <name>.")
     if not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
         raise ScaffoldError(f"'{name}' is not a valid project name: use a Python identifier, e.g. my_project.")
+    root = Path(parent) / name
+    # NOTE: before the shadowing check, which would otherwise find the existing
+    # folder itself as a namespace package when the current folder is on sys.path.
+    if root.exists():
+        raise ScaffoldError(f"Directory '{name}' already exists.")
     if importlib.util.find_spec(name) is not None:
         raise ScaffoldError(f"'{name}' would shadow the importable module '{name}'; choose another name.")
     if engine not in ENGINES:
         raise ScaffoldError(f"Template engine {engine!r} is unknown; use one of: {', '.join(ENGINES)}.")
-    root = Path(parent) / name
-    if root.exists():
-        raise ScaffoldError(f"Directory '{name}' already exists.")
     values = {"name": name, "engine": engine}
     files = _tree(TEMPLATES / "project", root, values)
     files.update(_tree(TEMPLATES / engine / "project", root / "templates", values))
@@ -280,7 +282,9 @@ def add_model_view(
         "imports": ", ".join(sorted(imports)),
         "columns": "".join(spec.column() for spec in specs),
         "sample": repr(sample),
-        "unique": repr(sorted(s.name for s in specs if s.unique)),
+        "unique": repr({s.name: s.type for s in specs if s.unique}),
+        # Pages show dates, times and numbers formatted; only text is shown as sent.
+        "shown": repr([s.name for s in specs if s.type in ("string", "text")]),
         "form_handlers": _FORM_HANDLERS.format(name=name) if kind == "html" else "",
     }
     engine = project_engine(root)

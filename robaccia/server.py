@@ -144,9 +144,14 @@ def run(root: Path, host: str = "127.0.0.1", port: int = 8080, reload: bool = Tr
     command = [sys.executable, "-m", "robaccia.server", str(root), host, str(port)]
     if not reload:
         os.environ.update(env)
+        # settings.py reads ROBACCIA_DEBUG when imported (the CLI may have imported
+        # it already, to read RUN_HOST): import it again, in debug mode.
+        sys.modules.pop("settings", None)
         serve_forever(root, host, port)
         print("Stopped.")
         return
+    # NOTE: SIGTERM stops the child too, as Ctrl-C does; otherwise it outlives us.
+    signal.signal(signal.SIGTERM, _interrupt)
     child = subprocess.Popen(command, env=env)
     state = _snapshot(root)
     try:
