@@ -64,7 +64,36 @@ def _print_created(root: Path, paths: list[Path]) -> None:
         click.echo(f" created {path.relative_to(root)}")
 
 
-@click.group(help=HELP_HEADER, context_settings={"help_option_names": ["-h", "--help"]})
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _Group(click.Group):
+    """A click group whose usage errors are one line, like every other error."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            result = super().main(*args, **kwargs)
+        except _NO_ARGS as exc:  # plain "robaccia-admin": the help, as in 2007
+            click.echo(exc.ctx.get_help() if exc.ctx else HELP_HEADER)
+            sys.exit(0)
+        except click.UsageError as exc:
+            where = f"robaccia-admin {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent \
+                else "robaccia-admin --help"
+            message = " ".join(exc.format_message().split())
+            click.echo(f"Error: {message} (see {where})", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(cls=_Group, help=HELP_HEADER,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="robaccia")
 def main() -> None:
     """The robaccia-admin command group."""

@@ -194,7 +194,9 @@ def test_bad_choices_are_usage_errors(project: Path) -> None:
                          (["run", "--port", "0"], "--port")):
         result = invoke(*args)
         assert result.exit_code == 2
-        assert result.stderr.splitlines()[-1].startswith(f"Error: Invalid value for '{option}'")
+        assert len(result.stderr.splitlines()) == 1  # usage errors are one line too
+        assert result.stderr.startswith(f"Error: Invalid value for '{option}'")
+        assert f"(see robaccia-admin {args[0]} --help)" in result.stderr
     assert not (project / "views" / "x.py").exists()
 
 
@@ -203,7 +205,7 @@ def test_help_for_an_unknown_command() -> None:
                           "Error: 'nope' is not a valid command. See robaccia-admin commands.")
     result = invoke("nope")
     assert result.exit_code == 2
-    assert result.stderr.splitlines()[-1] == "Error: No such command 'nope'."
+    assert result.stderr.splitlines() == ["Error: No such command 'nope'. (see robaccia-admin --help)"]
 
 
 # --- help -------------------------------------------------------------------------------
