@@ -70,7 +70,10 @@ def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
     found = check_settings(settings)
     pattern = re.compile(r"autoescape\s*=\s*(False|0|None)\b")
     for path in sorted(root.rglob("*.py")):
-        if any(part.startswith(".") or part in ("__pycache__", "tests") for part in path.parts):
+        # NOTE: only the parts below the project count: a project that itself
+        # lives under a dot-folder or a "tests" folder is still checked.
+        if any(part.startswith(".") or part in ("__pycache__", "tests")
+               for part in path.relative_to(root).parts):
             continue
         if pattern.search(path.read_text(errors="replace")):
             found.append(Finding("R003", f"{path.relative_to(root)} creates a Jinja2 environment "

@@ -31,6 +31,7 @@ from sqlalchemy.schema import Column, Table
 __all__ = ["Field", "Invalid", "describe", "validate"]
 
 _INT = re.compile(r"[+-]?[0-9]+\Z")
+_ADDRESSABLE = re.compile(r"[A-Za-z0-9._~-]+\Z")
 _INT_RANGES = {
     sqltypes.SmallInteger: 2**15,
     sqltypes.BigInteger: 2**63,
@@ -304,6 +305,12 @@ def validate(
                 clean[field.name] = field.convert(raw)
             except Invalid as exc:
                 errors[field.name] = str(exc)
+                continue
+            key = clean[field.name]
+            if field.primary_key and isinstance(key, str) and not _ADDRESSABLE.match(key):
+                # a key the URL template cannot match could be created but never reached
+                del clean[field.name]
+                errors[field.name] = "Use only letters, digits and . _ ~ - (it is part of the address)."
         elif form and field.input == "checkbox":
             clean[field.name] = False
         elif creating and (field.required or field.primary_key):

@@ -72,6 +72,26 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
+def _read(stream: Any, size: int) -> bytes:
+    """Read from wsgi.input; a body the server cannot deliver is the client's error.
+
+    >>> class Reset:
+    ...     def read(self, size):
+    ...         raise ConnectionResetError('reset by peer')
+    >>> _read(Reset(), 10)
+    Traceback (most recent call last):
+    ...
+    robaccia.errors.BadRequest: The request body could not be read.
+    """
+    try:
+        return stream.read(size)  # type: ignore[no-any-return]
+    except Exception:
+        # NOTE: servers raise their own types here: gunicorn's InvalidChunkSize,
+        # NoMoreData and ChunkMissingTerminator on a malformed chunked body,
+        # OSError/TimeoutError when the client stalls or goes away. None is a 500.
+        raise BadRequest("The request body could not be read.") from None
+
+
 def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Read the request body once, within ``limits``; later calls reuse it."""
     cached = environ.get("robaccia.body")
@@ -87,7 +107,7 @@ def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> byte
         # input can be read without a length; otherwise read() could hang.
         if not environ.get("wsgi.input_terminated") or stream is None:
             raise LengthRequired()
-        body = stream.read(limits.max_body + 1)
+        body = _read(stream, limits.max_body + 1)
         if len(body) > limits.max_body:
             raise PayloadTooLarge(f"The request body is larger than {limits.max_body} bytes.")
     else:
@@ -97,7 +117,7 @@ def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> byte
         length = int(text)
         if length > limits.max_body:
             raise PayloadTooLarge(f"The request body is larger than {limits.max_body} bytes.")
-        body = stream.read(length) if (length and stream is not None) else b""
+        body = _read(stream, length) if (length and stream is not None) else b""
         if len(body) < length:
             raise BadRequest("The request body is shorter than its Content-Length.")
     environ["robaccia.body"] = body
@@ -145,6 +165,25 @@ def json_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str,
     return value
 
 
+def _boundary(ctype: str) -> bytes:
+    """Return the boundary parameter of a multipart Content-Type (b"" if none).
+
+    Parameters after it, quotes and the name's case do not change it (the
+    part count must use the boundary WebOb will parse with)::
+
+        >>> _boundary('multipart/form-data; BOUNDARY="x y"; charset=utf-8')
+        b'x y'
+    """
+    for param in ctype.split(";")[1:]:
+        name, sep, value = param.partition("=")
+        if sep and name.strip().lower() == "boundary":
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            return value.encode("latin-1", "replace")
+    return b""
+
+
 def multipart_parser(environ: WSGIEnvironment, body: bytes, limits: Limits) -> dict[str, Any]:
     """Parse multipart/form-data with WebOb; file parts keep their FieldStorage."""
     import warnings
@@ -154,7 +193,7 @@ def multipart_parser(environ: WSGIEnvironment, body: bytes, limits: Limits) -> d
         from webob import Request
 
     ctype = environ.get("CONTENT_TYPE", "")
-    boundary = ctype.partition("boundary=")[2].strip().strip('"').encode("latin-1", "replace")
+    boundary = _boundary(ctype)
     if not boundary or len(boundary) > 200:
         raise BadRequest("The multipart body has no valid boundary.")
     if body.count(b"--" + boundary) > limits.max_fields + 1:

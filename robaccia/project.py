@@ -25,6 +25,7 @@ import importlib
 import importlib.util
 import logging
 import os
+import re
 import sys
 import threading
 import types
@@ -45,6 +46,12 @@ if TYPE_CHECKING:
 __all__ = ["Project", "ProjectError", "deferred_collection"]
 
 logger = logging.getLogger(__name__)
+
+
+#: A top-level ``app`` in a view module: an assignment, a function, a class or an import.
+_DEFINES_APP = re.compile(r"^(?:app\s*(?::[^=\n]*)?=|def\s+app\b|class\s+app\b|from\s.+\bimport\b.*\bapp\b)", re.M)
+#: Longer names cannot be views (and would be too long for some file systems).
+_MAX_VIEW_NAME = 100
 
 
 class ProjectError(RobacciaError):
@@ -126,7 +133,12 @@ class Project:
         app = self._views.get(name)
         if app is not None:
             return app
-        if not (name.isascii() and name.isalnum()) or not (self.root / "views" / f"{name}.py").is_file():
+        if not (name.isascii() and name.isalnum()) or len(name) > _MAX_VIEW_NAME:
+            raise NotFound()
+        path = self.root / "views" / f"{name}.py"
+        # NOTE: a module in views/ that defines no app (a helper) is not a
+        # collection: it is a 404 and is never imported because of a request.
+        if not path.is_file() or not _DEFINES_APP.search(path.read_text(errors="replace")):
             raise NotFound()
         with self._lock:
             app = self._views.get(name)
@@ -134,7 +146,7 @@ class Project:
                 module = importlib.import_module(f"views.{name}")
                 app = getattr(module, "app", None)
                 if app is None:
-                    raise ProjectError(f"views/{name}.py defines no app")
+                    raise NotFound()
                 self._views[name] = app
         return app
 

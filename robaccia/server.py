@@ -88,6 +88,8 @@ def load_app(root: Path) -> WSGIApplication:
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
+    # NOTE: socketserver's default backlog of 5 resets bursts of connections.
+    request_queue_size = 128
 
 
 class _Handler(WSGIRequestHandler):
