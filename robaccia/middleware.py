@@ -214,8 +214,12 @@ class ProjectMiddleware:
         environ.update(self.defaults)
 
         def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers = [h for h in headers if h[0].lower() not in _SECURITY_NAMES]
-            headers.extend(SECURITY_HEADERS)
+            for name, _ in headers:
+                if name.lower() in _SECURITY_NAMES:
+                    headers = [h for h in headers if h[0].lower() not in _SECURITY_NAMES]
+                    break
+            # NOTE: a new list: the app's own list may be shared between responses.
+            headers = headers + SECURITY_HEADERS
             if ("robaccia.csrf_new" in environ or "robaccia.flash_out" in environ
                     or "robaccia.flash_clear" in environ):
                 headers.extend(self._cookie_headers(environ))

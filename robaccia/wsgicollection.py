@@ -45,6 +45,7 @@ the GET handler without a body; OPTIONS answers with ``Allow``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,7 @@ MEMBER_HANDLERS = {"GET": "retrieve", "PUT": "update", "DELETE": "delete"}
 #: Methods that may prefix a noun handler (``get_edit_form``).
 NOUN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
+_TABLES: weakref.WeakKeyDictionary[type, dict[Any, dict[str, str]]] = weakref.WeakKeyDictionary()
 _NO_VARS = b"Environment variables for wsgicollection.Collection not provided via WSGI."
 
 
@@ -76,23 +78,40 @@ def routing_vars(environ: WSGIEnvironment) -> dict[str, Any] | None:
 class Collection:
     """A WSGI application dispatching to handler methods by method, id and noun."""
 
-    def _handler(self, name: str) -> Any:
-        # NOTE: only public callables count; "_" names and attributes that
-        # are not callable are never reachable from a URL.
-        if not name or name.startswith("_"):
-            return None
-        handler = getattr(self, name, None)
-        return handler if callable(handler) else None
+    def _handlers(self) -> dict[Any, dict[str, str]]:
+        """Return the handler table: for the collection, a member and each noun.
+
+        Built once per class from its public methods (``_`` names and
+        attributes that are not callable are never reachable from a URL).
+        """
+        cls = type(self)
+        table = _TABLES.get(cls)
+        if table is None:
+            public = set()
+            for name in dir(cls):
+                if not name.startswith("_") and callable(getattr(cls, name, None)):
+                    public.add(name)
+            nouns: dict[str, dict[str, str]] = {}
+            for method in NOUN_METHODS:
+                prefix = method.lower() + "_"
+                for name in sorted(public):
+                    if name.startswith(prefix) and len(name) > len(prefix):
+                        nouns.setdefault(name[len(prefix):], {})[method] = name
+            table = {
+                False: {m: n for m, n in COLLECTION_HANDLERS.items() if n in public},
+                True: {m: n for m, n in MEMBER_HANDLERS.items() if n in public},
+                "nouns": nouns,
+            }
+            # PERF: computed once per class; it describes the class, not a request.
+            _TABLES[cls] = table
+        return table
 
     def _candidates(self, id: str | None, noun: str | None) -> dict[str, str]:
         """Map each method this resource handles to its handler name."""
+        table = self._handlers()
         if noun:
-            names = {m: f"{m.lower()}_{noun}" for m in NOUN_METHODS}
-        elif id:
-            names = dict(MEMBER_HANDLERS)
-        else:
-            names = dict(COLLECTION_HANDLERS)
-        return {m: n for m, n in names.items() if self._handler(n) is not None}
+            return table["nouns"].get(noun, {})
+        return table[bool(id)]
 
     def resolve(self, environ: WSGIEnvironment) -> str | None:
         """Choose the handler name for a request, or None for OPTIONS.
@@ -123,7 +142,7 @@ class Collection:
         return name
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if routing_vars(environ) is None:
+        if "wsgiorg.routing_args" not in environ and "selector.vars" not in environ:
             start_response(
                 "500 Internal Server Error",
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(_NO_VARS)))],

@@ -414,10 +414,13 @@ class Dispatcher:
                 allowed.extend(m for m in rule.apps if m not in allowed)
                 continue
             positional, named, matched = found
-            old_pos, old_named = environ.get("wsgiorg.routing_args", ((), {}))
-            merged = dict(old_named)
-            merged.update(named)
-            environ["wsgiorg.routing_args"] = (list(old_pos) + positional, merged)
+            old = environ.get("wsgiorg.routing_args")
+            if old is None:
+                environ["wsgiorg.routing_args"] = (positional, named)
+            else:
+                merged = dict(old[1])
+                merged.update(named)
+                environ["wsgiorg.routing_args"] = (list(old[0]) + positional, merged)
             if matched:
                 environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + matched
                 environ["PATH_INFO"] = path[len(matched) :]
