@@ -45,7 +45,6 @@ the GET handler without a body; OPTIONS answers with ``Allow``.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +62,6 @@ MEMBER_HANDLERS = {"GET": "retrieve", "PUT": "update", "DELETE": "delete"}
 #: Methods that may prefix a noun handler (``get_edit_form``).
 NOUN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
-_TABLES: weakref.WeakKeyDictionary[type, dict[Any, dict[str, str]]] = weakref.WeakKeyDictionary()
 _NO_VARS = b"Environment variables for wsgicollection.Collection not provided via WSGI."
 
 
@@ -85,7 +83,7 @@ class Collection:
         attributes that are not callable are never reachable from a URL).
         """
         cls = type(self)
-        table = _TABLES.get(cls)
+        table = cls.__dict__.get("_robaccia_handlers")
         if table is None:
             public = set()
             for name in dir(cls):
@@ -102,8 +100,9 @@ class Collection:
                 True: {m: n for m, n in MEMBER_HANDLERS.items() if n in public},
                 "nouns": nouns,
             }
-            # PERF: computed once per class; it describes the class, not a request.
-            _TABLES[cls] = table
+            # PERF: computed once per class (kept on the class itself, never on
+            # the instance); it describes the class, not a request.
+            cls._robaccia_handlers = table  # type: ignore[attr-defined]
         return table
 
     def _candidates(self, id: str | None, noun: str | None) -> dict[str, str]:
