@@ -196,7 +196,7 @@ def _iso(kind: type, message: str) -> Converter:
             raise Invalid(message) from None
         if isinstance(parsed, datetime.datetime) and parsed.tzinfo is not None:
             # NOTE: naive columns store UTC wall time; aware input is converted.
-            parsed = parsed.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
         return parsed
 
     return convert

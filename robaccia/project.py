@@ -16,7 +16,13 @@ Settings come from the project's ``settings.py`` (all optional):
 ``MAX_BODY_SIZE``, ``MAX_FIELDS``, ``SECURE_COOKIES``.
 
 A view is imported only when its name is alphanumeric and ``views/<name>.py``
-exists, once per process; any other name is a 404 and imports nothing.
+exists and defines ``app``, once per process; any other name is a 404 and
+imports nothing:
+
+    >>> from robaccia.testing import call, make_environ
+    >>> env = make_environ('GET', '/os/', **{'wsgiorg.routing_args': ((), {'view': '__init__'})})
+    >>> call(deferred_collection, environ=env)[0]
+    '404 Not Found'
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class Collection:
         """Map each method this resource handles to its handler name."""
         table = self._handlers()
         if noun:
-            return table["nouns"].get(noun, {})
+            return table["nouns"].get(noun, {})  # type: ignore[return-value]
         return table[bool(id)]
 
     def resolve(self, environ: WSGIEnvironment) -> str | None:

@@ -52,7 +52,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import MethodNotAllowed, NotFound, RobacciaError
 
@@ -123,7 +123,7 @@ class _Optional:
     items: list[_Node] = field(default_factory=list)
 
 
-_Node = Union[_Literal, _Capture, _Optional]
+_Node = _Literal | _Capture | _Optional
 _END = object()  # the end of the path
 _ANYTHING = object()  # anything may follow (an open-ended template)
 
