@@ -264,6 +264,7 @@ def demo_command(parent: str | None, port: int, engine: str, no_serve: bool) -> 
     parent = parent or tempfile.mkdtemp(prefix="robaccia-demo-")
     root = demo.build(Path(parent), engine)
     click.echo(f"Demo project: {root}")
+    click.echo(f"Open http://127.0.0.1:{port}/employees/ to list, create, edit and delete employees.")
     if not no_serve:
         os.chdir(root)
         from robaccia import server
