@@ -176,10 +176,15 @@ class DefaultModelCollection(DefaultCollection):
         self._first = select(table).order_by(pk).limit(bindparam("limit"))
         self._after = select(table).where(pk > bindparam("cursor")).order_by(pk).limit(bindparam("limit"))
         self._delete = delete(table).where(pk == bindparam("pk"))
+        self._insert = insert(table)
         self._int_pk = isinstance(pk.type, sqltypes.Integer)
         if self.engine is not None:
-            # PERF: reads run in autocommit mode: one round trip, no BEGIN/ROLLBACK.
-            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            self._reader = self.engine
+            if self.engine.dialect.name == "postgresql":
+                # PERF: reads run in autocommit mode: one round trip, no
+                # BEGIN/ROLLBACK (psycopg switches it with no statement; SQLite
+                # reads open no transaction anyway, and MariaDB would pay a SET).
+                self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def _read(self) -> Connection:
         if self.engine is None:
@@ -337,16 +342,20 @@ class DefaultModelCollection(DefaultCollection):
             return self._invalid(environ, start_response, "get_new_form", values, errors, 422)
         try:
             with self._write() as conn:
-                result = conn.execute(insert(self._table).values(clean))
-                pk = result.inserted_primary_key[0] if result.inserted_primary_key else clean.get(self.primary)
-                row = conn.execute(self._one, {"pk": pk}).first()._asdict()  # type: ignore[union-attr]
+                # PERF: one prebuilt INSERT; SQLAlchemy caches its compiled form
+                # per set of columns given.
+                result = conn.execute(self._insert, clean)
+                key = result.inserted_primary_key
+                pk = key[0] if key and key[0] is not None else clean.get(self.primary)
+                if self.ext == "json":
+                    row = conn.execute(self._one, {"pk": pk}).first()._asdict()  # type: ignore[union-attr]
         except sa_exc.IntegrityError:
             return self._integrity(environ, start_response, "get_new_form", values, clean, None)
-        location = self._member_url(environ, row[self.primary])
+        location = self._member_url(environ, pk)
         if self.ext == "json":
             headers = [("Location", location), ("ETag", make_etag(row))]
             return self._render(environ, start_response, "create", row, "201 Created", headers)
-        flash(environ, f"{self.item} {row[self.primary]} was created.")
+        flash(environ, f"{self.item} {pk} was created.")
         raise SeeOther(location)
 
     def _precondition(self, environ: WSGIEnvironment) -> str | None:
