@@ -27,7 +27,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/run.py --http
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,453 @@
+"""What every contestant shares: the data, the scenarios, validation, stores, templates.
+
+Every contestant answers the same request with the same body bytes. The peers
+(Falcon, Bottle, Pyramid, Flask, Django) run the same SQL through SQLAlchemy
+Core, used as its tutorial shows; the raw WSGI contestant (the limit) talks to
+the DB-API driver directly, and "sa" is raw WSGI on the peers' SQLAlchemy code.
+HTML pages are the templates of the scaffolded robaccia project, rendered by
+each peer with jinja2 (or Genshi) directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+OUTPUT = BENCH_DIR / "output"
+
+FIXED_BODY = b"Hello, World!"
+TEXT_TYPE = "text/plain; charset=utf-8"
+JSON_TYPE = "application/json"
+HTML_TYPE = "text/html; charset=utf-8"
+
+COLUMNS = ("id", "name", "title", "office_number")
+PAGE_SIZE = 50
+MAIN_ROWS = 200
+DEEP_TABLE = "benchdeep"
+DEEP_ROWS = 1_000_000
+DEEP_AFTER = 500_000
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+FIELD_SPECS = ["name:string:required", "title:string", "office_number:integer"]
+
+#: raw: raw WSGI on the DB-API driver (the limit); sa: raw WSGI on the SQLAlchemy Core
+#: statements every framework here uses (what is left is framework overhead).
+CONTESTANTS = ("raw", "sa", "falcon", "bottle", "pyramid", "flask", "django", "robaccia")
+PLUMBING_CONTESTANTS = tuple(c for c in CONTESTANTS if c != "sa")  # no database: sa is raw
+GENSHI_CONTESTANTS = ("raw", "sa", "robaccia")
+
+
+# --- scenarios ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One request, answered by several contestants with the same body."""
+
+    key: str
+    title: str
+    app: str  # the app each contestant builds for it (scenarios may share one)
+    method: str
+    path: str
+    query: str = ""
+    cookie: str = ""  # "jinja2" or "genshi": send that project's CSRF cookie
+    form: bool = False  # POST the employee form (with the CSRF token)
+    accept: str = "text/html,application/xhtml+xml,*/*;q=0.8"
+    contestants: tuple[str, ...] = CONTESTANTS
+    expect: int = 200
+    note: str = ""
+
+
+SCENARIOS: list[Scenario] = [
+    Scenario("plumbing", "1. Plumbing: GET /employees/1, a fixed 13-byte body", "plumbing",
+             "GET", "/employees/1", accept="*/*", contestants=PLUMBING_CONTESTANTS,
+             note="Routing, request and response only. robaccia: a custom collection added "
+                  "before the default routes of the scaffolded dispatcher.py, behind the "
+                  "generated project middleware."),
+    Scenario("json_member", "2. JSON member: one row by primary key (SQLite file)", "json_member",
+             "GET", "/employees/1", accept=JSON_TYPE,
+             note="robaccia: `addmodelview employees ... --type json` as generated."),
+    Scenario("html_member", "3a. HTML member page, Jinja2 (SQLite)", "jinja2", "GET",
+             "/employees/1", cookie="jinja2",
+             note="templates/employees/retrieve.html of the scaffolded jinja2 project for all; "
+                  "raw = plain Template.render + the query (sqlite3); sa = the same with the "
+                  "SQLAlchemy Core query."),
+    Scenario("html_list", "3b. HTML list page, 50 rows, Jinja2 (SQLite)", "jinja2", "GET",
+             "/employees/", cookie="jinja2",
+             note="templates/employees/list.html for all; raw = plain Template.render + the query "
+                  "(sqlite3); sa = the same with the SQLAlchemy Core query."),
+    Scenario("genshi_member", "3c. HTML member page, Genshi (SQLite)", "genshi", "GET",
+             "/employees/1", cookie="genshi", contestants=GENSHI_CONTESTANTS,
+             note="raw = bare cached Genshi template (generate + render) + the query (sqlite3); "
+                  "sa = the same with the SQLAlchemy Core query."),
+    Scenario("genshi_list", "3d. HTML list page, 50 rows, Genshi (SQLite)", "genshi", "GET",
+             "/employees/", cookie="genshi", contestants=GENSHI_CONTESTANTS,
+             note="raw = bare cached Genshi template (generate + render) + the query (sqlite3); "
+                  "sa = the same with the SQLAlchemy Core query."),
+    Scenario("create", "4. Create: POST a form, validate, insert, 303 (SQLite)", "jinja2",
+             "POST", "/employees/", cookie="jinja2", form=True, expect=303,
+             note="Every contestant validates name (required, <= 250), title (<= 250) and "
+                  "office_number (integer); robaccia also checks the CSRF cookie + token."),
+    Scenario("deep_sqlite_first", "5a. Keyset list (JSON), first page, SQLite, 1,000,000 rows",
+             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
+    Scenario("deep_sqlite_deep", "5b. Keyset list (JSON), page at depth 500,000, SQLite",
+             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_AFTER}",
+             accept=JSON_TYPE),
+    Scenario("deep_pg_first", "5c. Keyset list (JSON), first page, PostgreSQL, 1,000,000 rows",
+             "deep_pg", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
+    Scenario("deep_pg_deep", "5d. Keyset list (JSON), page at depth 500,000, PostgreSQL",
+             "deep_pg", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_AFTER}",
+             accept=JSON_TYPE),
+]
+BY_KEY = {s.key: s for s in SCENARIOS}
+
+FORM_VALUES = {"name": "Grace Hopper", "title": "Rear admiral & <computing>",
+               "office_number": "417"}
+
+
+# --- the context shared between the runner, its workers and gunicorn targets ----
+
+
+@dataclass
+class Context:
+    """Where the run's files are; saved as JSON for the worker processes."""
+
+    workdir: str
+    main_db: str
+    deep_db: str
+    pg: bool
+    projects: dict[str, str] = field(default_factory=dict)  # jinja2/json/genshi -> root
+    cookies: dict[str, str] = field(default_factory=dict)  # jinja2/genshi -> Cookie header
+    tokens: dict[str, str] = field(default_factory=dict)  # jinja2/genshi -> CSRF token
+
+    def save(self) -> Path:
+        path = Path(self.workdir) / "context.json"
+        path.write_text(json.dumps(self.__dict__, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Context:
+        return cls(**json.loads(Path(path).read_text()))
+
+    def url(self, db: str) -> str:
+        if db == "main":
+            return f"sqlite:///{self.main_db}"
+        if db == "deep_sqlite":
+            return f"sqlite:///{self.deep_db}"
+        if db == "deep_pg":
+            return PG_URL
+        raise KeyError(db)
+
+    def templates(self, engine: str) -> str:
+        return str(Path(self.projects[engine]) / "templates")
+
+
+# --- one request as a WSGI environ ----------------------------------------------
+
+
+def form_body(ctx: Context) -> bytes:
+    values = dict(FORM_VALUES, _csrf=ctx.tokens.get("jinja2", ""))
+    return urlencode(values).encode()
+
+
+def base_environ(scenario: Scenario, ctx: Context) -> tuple[dict[str, Any], bytes]:
+    """Return the environ a server would build for this request (less wsgi.input), and the body."""
+    body = form_body(ctx) if scenario.form else b""
+    env: dict[str, Any] = {
+        "REQUEST_METHOD": scenario.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": scenario.path,
+        "QUERY_STRING": scenario.query,
+        "RAW_URI": scenario.path + ("?" + scenario.query if scenario.query else ""),
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+        "REMOTE_PORT": "54321",
+        "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "robaccia-bench/1",
+        "HTTP_ACCEPT": scenario.accept,
+        "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+        "HTTP_CONNECTION": "keep-alive",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+    }
+    if scenario.cookie:
+        env["HTTP_COOKIE"] = ctx.cookies[scenario.cookie]
+    if scenario.form:
+        env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
+        env["CONTENT_LENGTH"] = str(len(body))
+        env["HTTP_ORIGIN"] = "http://127.0.0.1:8000"
+    return env, body
+
+
+# --- validation every contestant does on create --------------------------------
+
+_INT = re.compile(r"[+-]?[0-9]+\Z")
+
+
+def validate_employee(form: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """Check name (required, <= 250), title (<= 250), office_number (32-bit integer)."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    name = form.get("name")
+    if name is None or not name.strip():
+        errors["name"] = "This field is required."
+    elif len(name) > 250 or "\x00" in name:
+        errors["name"] = "Use at most 250 characters."
+    else:
+        clean["name"] = name
+    title = form.get("title")
+    if title is not None:
+        if not title.strip():
+            clean["title"] = None
+        elif len(title) > 250 or "\x00" in title:
+            errors["title"] = "Use at most 250 characters."
+        else:
+            clean["title"] = title
+    office = form.get("office_number")
+    if office is not None:
+        text = office.strip()
+        if not text:
+            clean["office_number"] = None
+        elif not _INT.match(text) or len(text) > 25 or not -(2**31) <= int(text) < 2**31:
+            errors["office_number"] = "Enter a whole number."
+        else:
+            clean["office_number"] = int(text)
+    return clean, errors
+
+
+def member_location(pk: Any) -> str:
+    return "/employees/" + quote(str(pk), safe="-._~")
+
+
+# --- pages ---------------------------------------------------------------------------
+
+
+class PageField:
+    """What the project templates read of a column (robaccia passes its Field objects)."""
+
+    __slots__ = ("name", "label", "input")
+
+    def __init__(self, name: str, label: str, input: str) -> None:
+        self.name = name
+        self.label = label
+        self.input = input
+
+    def display(self, value: Any) -> str:
+        return "" if value is None else str(value)
+
+
+FIELDS = [PageField("id", "Id", "number"), PageField("name", "Name", "text"),
+          PageField("title", "Title", "text"),
+          PageField("office_number", "Office number", "number")]
+
+
+def _page_vars(csrf_token: str) -> dict[str, Any]:
+    """What robaccia gives every HTML page of the employees view (collection and request)."""
+    return {"primary": "id", "item": "Employee", "title": "Employees", "fields": FIELDS,
+            "collection_url": "/employees/", "member_url": member_location, "message": "",
+            "csrf_token": csrf_token, "csrf_field": "_csrf", "flashes": []}
+
+
+def member_context(row: dict[str, Any], csrf_token: str = "") -> dict[str, Any]:
+    return {**_page_vars(csrf_token), "row": row}
+
+
+def page(rows: list[dict[str, Any]], base: str, after: int | None) -> dict[str, Any]:
+    """Cut the limit + 1 rows of a keyset page; name the next and previous pages."""
+    more = len(rows) > PAGE_SIZE
+    rows = rows[:PAGE_SIZE]
+    next_url = prev_url = None
+    if rows and more:
+        next_url = base + "?" + urlencode({"after": str(rows[-1]["id"])})
+    if rows and after is not None:
+        prev_url = base + "?" + urlencode({"before": str(rows[0]["id"])})
+    return {"data": rows, "next": next_url, "prev": prev_url}
+
+
+def list_context(rows: list[dict[str, Any]], csrf_token: str = "") -> dict[str, Any]:
+    cut = page(rows, "/employees/", None)
+    return {**_page_vars(csrf_token), "data": cut["data"], "next_url": cut["next"],
+            "prev_url": cut["prev"], "sort": "", "limit": PAGE_SIZE, "meta": list(COLUMNS)}
+
+
+def after_param(text: str | None) -> int | None:
+    """The ?after= cursor: None when absent; ValueError when not a whole number."""
+    if text is None:
+        return None
+    if not text.isdigit() or not text.isascii() or len(text) > 18:
+        raise ValueError(text)
+    return int(text)
+
+
+def to_json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+class Templates:
+    """The project's templates, loaded once, rendered with the engine directly."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._jinja: dict[str, Any] = {}
+        self._genshi: dict[str, Any] = {}
+
+    def jinja(self, name: str) -> Any:
+        if not self._jinja:
+            import jinja2
+
+            self.jinja_env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(self.ctx.templates("jinja2")), autoescape=True)
+        if name not in self._jinja:
+            self._jinja[name] = self.jinja_env.get_template(name)
+        return self._jinja[name]
+
+    def genshi(self, name: str) -> Any:
+        if not self._genshi:
+            from genshi.template import TemplateLoader
+
+            self.genshi_loader = TemplateLoader([self.ctx.templates("genshi")], auto_reload=False)
+        if name not in self._genshi:
+            self._genshi[name] = self.genshi_loader.load(name)
+        return self._genshi[name]
+
+
+# --- stores ---------------------------------------------------------------------------
+
+
+class SAStore:
+    """The peers' data access: SQLAlchemy Core as its tutorial shows it.
+
+    The same statements as robaccia's (a SELECT by key, keyset pages, an INSERT),
+    on an engine with the default pool: reads in ``engine.connect()``, the insert
+    in ``engine.begin()``. robaccia's own choices (autocommit reads, a ping on
+    every checkout) are part of what is measured, for better or worse.
+    """
+
+    def __init__(self, url: str, table: str) -> None:
+        from sqlalchemy import (
+            Column,
+            Integer,
+            MetaData,
+            String,
+            Table,
+            bindparam,
+            create_engine,
+            insert,
+            select,
+        )
+
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False}
+        self.engine = create_engine(url, **kwargs)
+        t = Table(table, MetaData(), Column("id", Integer, primary_key=True),
+                  Column("name", String(250), nullable=False), Column("title", String(250)),
+                  Column("office_number", Integer))
+        self.one = select(t).where(t.c.id == bindparam("pk"))
+        self.first = select(t).order_by(t.c.id).limit(bindparam("limit"))
+        self.after = select(t).where(t.c.id > bindparam("cursor")).order_by(t.c.id).limit(
+            bindparam("limit"))
+        self.insert = insert(t)
+
+    def member(self, pk: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(self.one, {"pk": pk}).first()
+        return None if row is None else row._asdict()
+
+    def page(self, after: int | None) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            if after is None:
+                rows = conn.execute(self.first, {"limit": PAGE_SIZE + 1}).all()
+            else:
+                rows = conn.execute(self.after, {"cursor": after, "limit": PAGE_SIZE + 1}).all()
+        return [r._asdict() for r in rows]
+
+    def create(self, clean: dict[str, Any]) -> Any:
+        values = {"name": None, "title": None, "office_number": None, **clean}
+        with self.engine.begin() as conn:
+            key = conn.execute(self.insert, values).inserted_primary_key
+        return key[0] if key else None
+
+
+class RawSqlite:
+    """The limit: the sqlite3 module on one open connection."""
+
+    def __init__(self, path: str, table: str) -> None:
+        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        cols = ", ".join(COLUMNS)
+        self.one = f"SELECT {cols} FROM {table} WHERE id = ?"
+        self.first = f"SELECT {cols} FROM {table} ORDER BY id LIMIT ?"
+        self.after = f"SELECT {cols} FROM {table} WHERE id > ? ORDER BY id LIMIT ?"
+        self.insert = f"INSERT INTO {table} (name, title, office_number) VALUES (?, ?, ?)"
+
+    def member(self, pk: int) -> dict[str, Any] | None:
+        row = self.conn.execute(self.one, (pk,)).fetchone()
+        return None if row is None else dict(zip(COLUMNS, row, strict=True))
+
+    def page(self, after: int | None) -> list[dict[str, Any]]:
+        if after is None:
+            rows = self.conn.execute(self.first, (PAGE_SIZE + 1,)).fetchall()
+        else:
+            rows = self.conn.execute(self.after, (after, PAGE_SIZE + 1)).fetchall()
+        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+    def create(self, clean: dict[str, Any]) -> Any:
+        cur = self.conn.execute(self.insert, (clean.get("name"), clean.get("title"),
+                                              clean.get("office_number")))
+        return cur.lastrowid
+
+
+class RawPostgres:
+    """The limit on PostgreSQL: psycopg on one open autocommit connection."""
+
+    def __init__(self, table: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(PG_DSN, autocommit=True)
+        cols = ", ".join(COLUMNS)
+        self.first = f"SELECT {cols} FROM {table} ORDER BY id LIMIT %s"
+        self.after = f"SELECT {cols} FROM {table} WHERE id > %s ORDER BY id LIMIT %s"
+
+    def page(self, after: int | None) -> list[dict[str, Any]]:
+        with self.conn.cursor() as cur:
+            if after is None:
+                cur.execute(self.first, (PAGE_SIZE + 1,))
+            else:
+                cur.execute(self.after, (after, PAGE_SIZE + 1))
+            rows = cur.fetchall()
+        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+
+
+class Stores:
+    """Each store built once, on first use."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._made: dict[tuple[str, str], Any] = {}
+
+    def get(self, kind: str, db: str) -> Any:
+        key = (kind, db)
+        if key not in self._made:
+            table = "employees" if db == "main" else DEEP_TABLE
+            if kind == "sa":
+                self._made[key] = SAStore(self.ctx.url(db), table)
+            elif db == "deep_pg":
+                self._made[key] = RawPostgres(table)
+            else:
+                path = self.ctx.main_db if db == "main" else self.ctx.deep_db
+                self._made[key] = RawSqlite(path, table)
+        return self._made[key]
