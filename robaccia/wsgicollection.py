@@ -49,6 +49,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import HTTPException, MethodNotAllowed, NotFound
+from robaccia.wsgidispatcher import drop_body
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -152,15 +153,7 @@ class Collection:
         except HTTPException as exc:
             result = exc(environ, start_response)
         if environ.get("REQUEST_METHOD") == "HEAD":
-            try:
-                # A generator handler calls start_response only when first
-                # iterated (PEP 3333): take one chunk, then drop the body.
-                next(iter(result), None)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-            return []
+            return drop_body(result)
         return result
 
     def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:

@@ -327,20 +327,24 @@ def _string_matcher(text: str) -> _Matcher:
     return match
 
 
+def drop_body(result: Iterable[bytes]) -> list[bytes]:
+    """Answer a HEAD request from a GET response: run it, close it, send no body."""
+    try:
+        # A generator app calls start_response only when first iterated
+        # (PEP 3333): take one chunk so it runs, then drop the body.
+        next(iter(result), None)
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+    return []
+
+
 def _head_app(app: WSGIApplication) -> WSGIApplication:
     """Serve HEAD with a GET application, dropping the body."""
 
     def head(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        result = app(environ, start_response)
-        try:
-            # A generator app calls start_response only when first iterated
-            # (PEP 3333): take one chunk so it runs, then drop the body.
-            next(iter(result), None)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return []
+        return drop_body(app(environ, start_response))
 
     return head
 
