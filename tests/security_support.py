@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from support import REQUIRE_SERVICES, admin, free_port, project_env
+from support import REQUIRE_SERVICES, admin, free_port, project_env, stop
 
 from robaccia import scaffold
 
@@ -260,12 +260,7 @@ def serving(
                 log=log,
             )
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=15)
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path) -> None:

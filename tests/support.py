@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 REQUIRE_SERVICES = os.environ.get("ROBACCIA_REQUIRE_SERVICES") == "1"
 EMPLOYEE_FIELDS = ["name:string:required", "title:string", "office_number:integer"]
@@ -65,6 +66,16 @@ def wait_for_port(port: int, process: subprocess.Popen[str] | None = None, timeo
     raise AssertionError(f"nothing listening on port {port} after {timeout}s")
 
 
+def stop(process: subprocess.Popen[Any], timeout: float = 10) -> None:
+    """Stop a server process: terminate, then kill if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def served(root: Path, command: str = "run", database_url: str | None = None,
            extra_args: tuple[str, ...] = (), **env: str) -> Iterator[str]:
@@ -83,12 +94,7 @@ def served(root: Path, command: str = "run", database_url: str | None = None,
             wait_for_port(port, process, log_path=log_path)
             yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process)
 
 
 def request(base: str, method: str, path: str, body: bytes | str | None = None,
