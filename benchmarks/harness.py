@@ -14,6 +14,8 @@ from typing import Any
 from common import SCENARIOS, Context, Scenario, base_environ
 from robaccia_apps import scenario_app
 
+from robaccia.testing import call
+
 Case = tuple[str, str]  # (scenario key, contestant)
 
 
@@ -56,21 +58,9 @@ class Harness:
         return out
 
     def call(self, scenario: str, contestant: str) -> tuple[str, list[tuple[str, str]], bytes]:
-        captured: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]],
-                           exc_info: Any = None) -> Any:
-            captured[:] = [status, headers]
-            return _write
-
-        result = self.app(scenario, contestant)(self.environs(scenario, 1)[0], start_response)
-        try:
-            body = b"".join(result)
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-        return captured[0], captured[1], body
+        """Serve one request of a scenario; return its status, headers and body."""
+        app = self.app(scenario, contestant)
+        return call(app, environ=self.environs(scenario, 1)[0])
 
 
 def run_batch(app: Any, envs: list[dict[str, Any]]) -> int:
