@@ -244,7 +244,8 @@ class DefaultModelCollection(DefaultCollection):
         if method in ("GET", "HEAD"):
             vars = {"id": environ.get("robaccia.id")}
             if environ.get("robaccia.id"):
-                vars.update(self._member_vars(self._fetch(environ)))
+                row = self._fetch(environ)
+                vars.update(self._member_vars(row, make_etag(row)))
             return self._render(environ, start_response, name, vars)
         raise MethodNotAllowed(["GET", "HEAD", "OPTIONS"])
 
@@ -284,21 +285,19 @@ class DefaultModelCollection(DefaultCollection):
         except Invalid:
             raise NotFound() from None
 
-    def _fetch(self, environ: WSGIEnvironment, conn: Connection | None = None) -> dict[str, Any]:
+    def _fetch(self, environ: WSGIEnvironment) -> dict[str, Any]:
         pk = self._pk_value(environ["robaccia.id"])
-        if conn is None:
-            with self._read() as reader:
-                row = reader.execute(self._one, {"pk": pk}).first()
-        else:
-            row = conn.execute(self._one, {"pk": pk}).first()
+        with self._read() as reader:
+            row = reader.execute(self._one, {"pk": pk}).first()
         if row is None:
             raise NotFound()
         return row._asdict()
 
-    def _member_vars(self, row: dict[str, Any]) -> dict[str, Any]:
+    def _member_vars(self, row: dict[str, Any], etag: str) -> dict[str, Any]:
+        """The template variables of a member: the row itself for JSON."""
         if self.ext == "json":
             return row
-        return {"row": row, "primary": self.primary, "etag": make_etag(row)}
+        return {"row": row, "primary": self.primary, "etag": etag}
 
     # --- the defaults ---------------------------------------------------------
 
@@ -308,7 +307,7 @@ class DefaultModelCollection(DefaultCollection):
         inm = environ.get("HTTP_IF_NONE_MATCH")
         if inm and etag_matches(inm, etag):
             raise NotModified(headers=[("ETag", etag)])
-        vars = row if self.ext == "json" else {"row": row, "primary": self.primary, "etag": etag}
+        vars = self._member_vars(row, etag)
         return self._render(environ, start_response, "retrieve", vars, headers=[("ETag", etag)])
 
     def _default_get_edit_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:

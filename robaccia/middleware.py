@@ -38,6 +38,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from robaccia.errors import Forbidden, HTTPException, InternalServerError
 from robaccia.parsers import DEFAULT_LIMITS, FORM, JSON, MULTIPART, Limits, media_type, parse_body
@@ -181,8 +182,6 @@ class ProjectMiddleware:
         raw = self._unsign(signed)
         if raw is None:
             return []
-        from urllib.parse import unquote
-
         return [unquote(m) for m in raw.split("&") if m][:10]
 
     def context(self, environ: WSGIEnvironment) -> dict[str, Any]:
@@ -200,8 +199,6 @@ class ProjectMiddleware:
             headers.append(("Set-Cookie", f"{CSRF_COOKIE}={self._sign(seed)}{self.cookie_flags}"))
         out = environ.get("robaccia.flash_out")
         if out:
-            from urllib.parse import quote
-
             value = self._sign("&".join(quote(m[:500], safe="") for m in out[-10:]))
             headers.append(("Set-Cookie", f"{FLASH_COOKIE}={value}{self.cookie_flags}"))
         elif environ.get("robaccia.flash_clear"):
