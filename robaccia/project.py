@@ -66,9 +66,18 @@ class ProjectError(RobacciaError):
 
 def _view_name(environ: WSGIEnvironment) -> str:
     view = (routing_vars(environ) or {}).get("view") or ""
-    if not (isinstance(view, str) and view.isascii() and view.isalnum()):
+    if not (isinstance(view, str) and view.isascii() and view.isalnum()) or len(view) > _MAX_VIEW_NAME:
         raise NotFound()
     return view
+
+
+def _is_view_source(path: Path) -> bool:
+    """Tell whether a file is a view: it exists and defines ``app`` at top level.
+
+    A module in views/ that defines no app (a helper) is not a collection: it
+    is a 404 and is never imported because of a request.
+    """
+    return path.is_file() and bool(_DEFINES_APP.search(path.read_text(errors="replace")))
 
 
 def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -82,9 +91,14 @@ def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse)
         return project.deferred_collection(environ, start_response)
     try:
         view = _view_name(environ)
-        if importlib.util.find_spec("views") is None or importlib.util.find_spec(f"views.{view}") is None:
+        if importlib.util.find_spec("views") is None:
             raise NotFound()
-        app = importlib.import_module(f"views.{view}").app
+        spec = importlib.util.find_spec(f"views.{view}")
+        if spec is None or not spec.origin or not _is_view_source(Path(spec.origin)):
+            raise NotFound()
+        app = getattr(importlib.import_module(f"views.{view}"), "app", None)
+        if app is None:
+            raise NotFound()
     except NotFound as exc:
         return exc(environ, start_response)
     return app(environ, start_response)  # type: ignore[no-any-return]
@@ -141,10 +155,7 @@ class Project:
             return app
         if not (name.isascii() and name.isalnum()) or len(name) > _MAX_VIEW_NAME:
             raise NotFound()
-        path = self.root / "views" / f"{name}.py"
-        # NOTE: a module in views/ that defines no app (a helper) is not a
-        # collection: it is a 404 and is never imported because of a request.
-        if not path.is_file() or not _DEFINES_APP.search(path.read_text(errors="replace")):
+        if not _is_view_source(self.root / "views" / f"{name}.py"):
             raise NotFound()
         with self._lock:
             app = self._views.get(name)
