@@ -75,6 +75,7 @@ from robaccia.errors import (
 )
 from robaccia.fields import Field, Invalid, describe, validate
 from robaccia.parsers import DEFAULT_LIMITS, FORM, MULTIPART, Limits, parse_body
+from robaccia.prepared import Prepared
 from robaccia.renderers import json_default
 
 if TYPE_CHECKING:
@@ -176,20 +177,38 @@ class DefaultModelCollection(DefaultCollection):
         self._first = select(table).order_by(pk).limit(bindparam("limit"))
         self._after = select(table).where(pk > bindparam("cursor")).order_by(pk).limit(bindparam("limit"))
         self._delete = delete(table).where(pk == bindparam("pk"))
-        self._insert = insert(table)
         self._int_pk = isinstance(pk.type, sqltypes.Integer)
+        self._inserts: dict[tuple[str, ...], Prepared] = {}
         if self.engine is not None:
-            self._reader = self.engine
-            if self.engine.dialect.name == "postgresql":
-                # PERF: reads run in autocommit mode: one round trip, no
-                # BEGIN/ROLLBACK (psycopg switches it with no statement; SQLite
-                # reads open no transaction anyway, and MariaDB would pay a SET).
-                self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            engine = self.engine
+            # PERF: reads run in autocommit mode on PostgreSQL: one round trip,
+            # no BEGIN/ROLLBACK (psycopg switches it with no statement; SQLite
+            # reads open no transaction anyway, and MariaDB would pay a SET).
+            autocommit = engine.dialect.name == "postgresql"
+            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+            self._q_one = Prepared(engine, self._one, autocommit=autocommit)
+            self._q_first = Prepared(engine, self._first, autocommit=autocommit)
+            self._q_after = Prepared(engine, self._after, autocommit=autocommit)
+            # NOTE: an INSERT that reports the new key: RETURNING where the
+            # driver has no lastrowid (PostgreSQL).
+            self._returning = engine.dialect.name == "postgresql"
 
     def _read(self) -> Connection:
         if self.engine is None:
             raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
         return self._reader.connect()
+
+    def _inserter(self, keys: tuple[str, ...]) -> Prepared:
+        """The INSERT for one set of columns, compiled on first use."""
+        prepared = self._inserts.get(keys)
+        if prepared is None:
+            if self.engine is None:
+                raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+            stmt = insert(self._table).values({k: bindparam(k, type_=self.columns[k].type) for k in keys})
+            if self._returning:
+                stmt = stmt.returning(self.pk)
+            prepared = self._inserts[keys] = Prepared(self.engine, stmt, write=True)
+        return prepared
 
     def _write(self) -> Any:
         if self.engine is None:
@@ -287,11 +306,12 @@ class DefaultModelCollection(DefaultCollection):
 
     def _fetch(self, environ: WSGIEnvironment) -> dict[str, Any]:
         pk = self._pk_value(environ["robaccia.id"])
-        with self._read() as reader:
-            row = reader.execute(self._one, {"pk": pk}).first()
+        if self.engine is None:
+            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+        row = self._q_one.first({"pk": pk})
         if row is None:
             raise NotFound()
-        return row._asdict()
+        return row
 
     def _member_vars(self, row: dict[str, Any], etag: str) -> dict[str, Any]:
         """The template variables of a member: the row itself for JSON."""
@@ -340,14 +360,18 @@ class DefaultModelCollection(DefaultCollection):
         if errors:
             return self._invalid(environ, start_response, "get_new_form", values, errors, 422)
         try:
-            with self._write() as conn:
-                # PERF: one prebuilt INSERT; SQLAlchemy caches its compiled form
-                # per set of columns given.
-                result = conn.execute(self._insert, clean)
-                key = result.inserted_primary_key
-                pk = key[0] if key and key[0] is not None else clean.get(self.primary)
-                if self.ext == "json":
-                    row = conn.execute(self._one, {"pk": pk}).first()._asdict()  # type: ignore[union-attr]
+            # PERF: one INSERT per set of columns, compiled once and run on the
+            # pool's connection (robaccia.prepared).
+            keys = tuple(sorted(clean))
+            outcome = self._inserter(keys).execute(clean)
+            if outcome.rows:
+                pk = outcome.rows[0][self.primary]
+            elif self.primary in clean:
+                pk = clean[self.primary]
+            else:
+                pk = outcome.lastrowid
+            if self.ext == "json":
+                row = self._q_one.first({"pk": pk}) or dict(clean, **{self.primary: pk})
         except sa_exc.IntegrityError:
             return self._integrity(environ, start_response, "get_new_form", values, clean, None)
         location = self._member_url(environ, pk)
@@ -510,24 +534,25 @@ class DefaultModelCollection(DefaultCollection):
         plain = column is self.pk and not desc
         base = collection_path(environ)
 
-        with self._read() as conn:
-            if plain and before is None:
-                if after is None:
-                    rows = conn.execute(self._first, {"limit": limit + 1}).all()
-                else:
-                    cursor = self._cursor_pk(after)
-                    rows = conn.execute(self._after, {"cursor": cursor, "limit": limit + 1}).all()
-                backwards = False
+        if self.engine is None:
+            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+        if plain and before is None:
+            if after is None:
+                rows = self._q_first.all({"limit": limit + 1})
             else:
-                cursor_text = before if before is not None else after
-                backwards = before is not None
-                stmt = self._sorted(column, desc, cursor_text, backwards)
-                rows = conn.execute(stmt.limit(limit + 1)).all()
+                cursor = self._cursor_pk(after)
+                rows = self._q_after.all({"cursor": cursor, "limit": limit + 1})
+            backwards = False
+        else:
+            cursor_text = before if before is not None else after
+            backwards = before is not None
+            stmt = self._sorted(column, desc, cursor_text, backwards)
+            with self._read() as conn:
+                rows = [r._asdict() for r in conn.execute(stmt.limit(limit + 1))]
         more = len(rows) > limit
-        rows = rows[:limit]
+        data = rows[:limit]
         if backwards:
-            rows = rows[::-1]
-        data = [r._asdict() for r in rows]
+            data = data[::-1]
         extra = {k: v for k, v in (("sort", query.get("sort")), ("limit", query.get("limit"))) if v}
         has_next = more if not backwards else True
         has_prev = (after is not None) if not backwards else more

@@ -80,6 +80,16 @@ def _cookies(environ: WSGIEnvironment) -> dict[str, str]:
     return cached  # type: ignore[no-any-return]
 
 
+#: How many verified cookies and tokens are remembered (then forgotten at once).
+MEMO_SIZE = 4096
+
+
+def _remember(memo: dict[str, str], key: str, value: str) -> None:
+    if len(memo) >= MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+
+
 def csrf_token(environ: WSGIEnvironment) -> str:
     """Return the CSRF token for this browser, starting a cookie if needed."""
     middleware: ProjectMiddleware | None = environ.get("robaccia.middleware")
@@ -124,6 +134,8 @@ class ProjectMiddleware:
         self.defaults["robaccia.limits"] = limits
         self.defaults["robaccia.middleware"] = self
         self.defaults["robaccia.context"] = self.context
+        self._verified: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
 
     # --- signing --------------------------------------------------------------
 
@@ -132,10 +144,23 @@ class ProjectMiddleware:
         return f"{value}.{mac}"
 
     def _unsign(self, signed: str) -> str | None:
+        # PERF: a browser sends the same cookie on every request; its value,
+        # once verified, is remembered (only verified values, a bounded number).
+        value = self._verified.get(signed)
+        if value is not None:
+            return value
         value, _, mac = signed.rpartition(".")
         if value and hmac.compare_digest(self._sign(value), signed):
+            _remember(self._verified, signed, value)
             return value
         return None
+
+    def _csrf_mac(self, seed: str) -> str:
+        token = self._tokens.get(seed)
+        if token is None:
+            token = hmac.new(self.key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+            _remember(self._tokens, seed, token)
+        return token
 
     # --- CSRF -------------------------------------------------------------------
 
@@ -146,7 +171,7 @@ class ProjectMiddleware:
             seed = secrets.token_urlsafe(24)
             environ["robaccia.csrf_new"] = seed
         environ["robaccia.csrf_seed"] = seed
-        return hmac.new(self.key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+        return self._csrf_mac(seed)
 
     def _check_csrf(self, environ: WSGIEnvironment) -> None:
         origin = environ.get("HTTP_ORIGIN")
@@ -166,7 +191,7 @@ class ProjectMiddleware:
         if not isinstance(sent, str) or seed is None:
             raise Forbidden("The form has expired or was not sent from this site. "
                             "Reload the page and try again.")
-        expected = hmac.new(self.key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+        expected = self._csrf_mac(seed)
         if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode()):
             raise Forbidden("The form has expired or was not sent from this site. "
                             "Reload the page and try again.")

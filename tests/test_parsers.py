@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -256,3 +256,18 @@ def test_body_is_read_once_and_left_readable() -> None:
     assert parse_body(environ) is first
     assert read_body(environ) == b"a=1"
     assert environ["wsgi.input"].read() == b"a=1"  # an app further on can still read it
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(st.sampled_from(list("ab=&+%2041C3A9;é ")), max_size=40))
+def test_form_parser_decodes_as_parse_qsl(text: str) -> None:
+    """Forms decode exactly as the standard library's rules say, bad UTF-8 included."""
+    try:
+        expected: Any = dict(parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict"))
+    except UnicodeDecodeError:
+        expected = "400"
+    try:
+        got: Any = form_parser(text)
+    except HTTPError as exc:
+        got = str(exc.code)
+    assert got == expected

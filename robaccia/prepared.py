@@ -1,0 +1,232 @@
+"""Statements compiled once and run on the pool's DB-API connection.
+
+A model collection runs the same few statements over and over: a row by
+key, a page of rows, an insert. :class:`Prepared` compiles one of them once
+for its engine and runs it straight on a pooled DB-API connection, with the
+same bind and result conversions SQLAlchemy would apply, and answers plain
+dicts::
+
+    >>> from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, select
+    >>> from robaccia.database import make_engine
+    >>> meta = MetaData()
+    >>> notes = Table('notes', meta, Column('id', Integer, primary_key=True),
+    ...               Column('text', String(100)))
+    >>> engine = make_engine('sqlite://')
+    >>> meta.create_all(engine)
+    >>> add = Prepared(engine, insert(notes).values(text=bindparam('text')), write=True)
+    >>> add.execute({'text': 'hello'}).lastrowid
+    1
+    >>> Prepared(engine, select(notes).where(notes.c.id == bindparam('pk'))).first({'pk': 1})
+    {'id': 1, 'text': 'hello'}
+
+PERF: SQLAlchemy's own execution (a ``Connection``, the statement's cache
+key, an execution context, a ``CursorResult`` and ``Row`` objects) costs
+several times the query itself on SQLite. The pool is still SQLAlchemy's:
+checkout events, timeouts, pre-ping and invalidation behave as usual.
+
+Where the shortcut could behave differently from SQLAlchemy, it is not
+taken and the statement runs through ``Connection.execute``: engines with
+connection events or SQL echo, dialects other than SQLite, PostgreSQL and
+MySQL/MariaDB, and statements with parameters rendered at execution time.
+DB-API errors are raised as SQLAlchemy's exceptions, and a lost connection
+invalidates the pool, as ``Connection.execute`` would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+    from sqlalchemy.sql import Executable
+
+__all__ = ["Prepared", "Outcome"]
+
+#: Dialects whose execution the shortcut reproduces (their contexts convert
+#: results with the types' own processors, as the default context does).
+FAST_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+
+
+class Outcome:
+    """What a write reports: rows affected, the new row id, any RETURNING rows."""
+
+    __slots__ = ("rowcount", "lastrowid", "rows")
+
+    def __init__(self, rowcount: int, lastrowid: Any, rows: list[dict[str, Any]]) -> None:
+        self.rowcount = rowcount
+        self.lastrowid = lastrowid
+        self.rows = rows
+
+
+class Prepared:
+    """One statement, compiled once for ``engine``.
+
+    :param engine: the engine (its pool, dialect and driver).
+    :param statement: a Core statement whose parameters are ``bindparam`` names.
+    :param write: run in a transaction that commits (else a read).
+    :param autocommit: run a read in driver autocommit mode (PostgreSQL: one
+        round trip, no BEGIN/ROLLBACK).
+    """
+
+    def __init__(self, engine: Engine, statement: Executable, *, write: bool = False,
+                 autocommit: bool = False) -> None:
+        self.engine = engine
+        self.statement = statement
+        self.write = write
+        dialect = engine.dialect
+        self.dialect = dialect
+        # NOTE: only psycopg's autocommit is an attribute (PyMySQL's is a method).
+        self.autocommit = autocommit and not write and dialect.name == "postgresql"
+        self._autocommit_engine = (engine.execution_options(isolation_level="AUTOCOMMIT")
+                                   if self.autocommit else engine)
+        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+        self.sql: str = compiled.string
+        binds = compiled.bind_names
+        self.fast = (dialect.name in FAST_DIALECTS
+                     and not compiled.literal_execute_params
+                     and not compiled.post_compile_params
+                     and not compiled.insert_prefetch and not compiled.update_prefetch
+                     and not any(bind.callable for bind in binds)
+                     and "POSTCOMPILE" not in self.sql)
+        self._positional = dialect.positional
+        processors = compiled._bind_processors
+        escaped = compiled.escaped_bind_names or {}
+        if self._positional:
+            names = list(compiled.positiontup or ())
+        else:
+            names = list(dict.fromkeys(binds.values()))
+        #: (name given, name the driver sees, conversion)
+        self._slots = tuple((name, name if self._positional else escaped.get(name, name),
+                             processors.get(name)) for name in names)
+        self._plain = all(process is None for _, _, process in self._slots)
+        self._defaults = {name: bind.value for bind, name in binds.items() if not bind.required}
+        self._columns = [(key, type_) for key, _name, _objs, type_ in compiled._result_columns]
+        self._keys = tuple(key for key, _ in self._columns)
+        self._processors: list[Any] | None = None
+        self._error = dialect.loaded_dbapi.Error
+
+    # --- the public calls -------------------------------------------------------
+
+    def all(self, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run a query and return every row as a dict."""
+        return self._run(params, many=True)  # type: ignore[no-any-return]
+
+    def first(self, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        """Run a query and return its first row as a dict, or None."""
+        return self._run(params, many=False)  # type: ignore[no-any-return]
+
+    def execute(self, params: dict[str, Any] | None = None) -> Outcome:
+        """Run a write in its own transaction (committed) and report it."""
+        return self._run(params, many=None)  # type: ignore[no-any-return]
+
+    # --- how -----------------------------------------------------------------------
+
+    def _shortcut(self) -> bool:
+        engine = self.engine
+        return self.fast and not engine._has_events and not self.dialect._has_events \
+            and not engine._should_log_info()
+
+    def _run(self, params: dict[str, Any] | None, many: bool | None) -> Any:
+        if not self._shortcut():
+            return self._through_sqlalchemy(params or {}, many)
+        args = self._bind(params or {})
+        engine = self.engine
+        try:
+            fairy = engine.raw_connection()
+        except self._error as exc:
+            self._raise(exc, None, None, None)
+        cursor = dbapi = None
+        try:
+            dbapi = fairy.dbapi_connection
+            if self.autocommit:
+                dbapi.autocommit = True  # type: ignore[union-attr]
+            try:
+                cursor = fairy.cursor()
+                cursor.execute(self.sql, args)
+                if many is None:
+                    rows = self._rows(cursor, cursor.fetchall()) if cursor.description else []
+                    outcome = Outcome(cursor.rowcount, getattr(cursor, "lastrowid", None), rows)
+                    fairy.commit()
+                    return outcome
+                if many:
+                    return self._rows(cursor, cursor.fetchall())
+                found = self._rows(cursor, [row] if (row := cursor.fetchone()) is not None else [])
+                return found[0] if found else None
+            finally:
+                if self.autocommit:
+                    try:
+                        dbapi.autocommit = False  # type: ignore[union-attr]
+                    except self._error:
+                        # never back in the pool still autocommitting
+                        fairy.invalidate()
+        except self._error as exc:
+            self._raise(exc, fairy, dbapi, cursor)
+        finally:
+            if cursor is not None:
+                try:
+                    cursor.close()
+                except self._error:
+                    pass
+            # returns it to the pool, which rolls back anything not committed
+            fairy.close()
+
+    def _bind(self, params: dict[str, Any]) -> Any:
+        if self._defaults:
+            params = {**self._defaults, **params}
+        try:
+            if self._plain:
+                if self._positional:
+                    return tuple([params[name] for name, _, _ in self._slots])
+                return {driver: params[name] for name, driver, _ in self._slots}
+            values = [(driver, params[name] if process is None or params[name] is None
+                       else process(params[name])) for name, driver, process in self._slots]
+        except KeyError as exc:
+            raise sa_exc.InvalidRequestError(f"A value is required for bind parameter {exc}") from None
+        if self._positional:
+            return tuple([value for _, value in values])
+        return dict(values)
+
+    def _rows(self, cursor: Any, raw: Sequence[Any]) -> list[dict[str, Any]]:
+        processors = self._processors
+        if processors is None:
+            processors = self._processors = self._result_processors(cursor)
+        keys = self._keys
+        if not any(processors):
+            return [dict(zip(keys, row, strict=False)) for row in raw]
+        return [{key: (value if process is None or value is None else process(value))
+                 for key, value, process in zip(keys, row, processors, strict=False)} for row in raw]
+
+    def _result_processors(self, cursor: Any) -> list[Any]:
+        """The conversions SQLAlchemy applies, from the driver's column types."""
+        description = cursor.description or ()
+        if len(description) != len(self._columns):
+            raise sa_exc.InvalidRequestError("The query's columns do not match its result.")
+        return [type_._cached_result_processor(self.dialect, desc[1])
+                for (_key, type_), desc in zip(self._columns, description, strict=True)]
+
+    def _raise(self, exc: Any, fairy: Any, dbapi: Any, cursor: Any) -> Any:
+        dialect = self.dialect
+        lost = dialect.is_disconnect(exc, dbapi, cursor)
+        if lost and fairy is not None:
+            self.engine.pool._invalidate(fairy, exc)
+        raise sa_exc.DBAPIError.instance(
+            self.sql, None, exc, self._error, hide_parameters=self.engine.hide_parameters,
+            connection_invalidated=lost, dialect=dialect,
+        ) from exc
+
+    def _through_sqlalchemy(self, params: dict[str, Any], many: bool | None) -> Any:
+        if many is None:
+            with self.engine.begin() as conn:
+                result = conn.execute(self.statement, params)
+                rows = [r._asdict() for r in result] if result.returns_rows else []
+                lastrowid = getattr(result, "lastrowid", None)
+                return Outcome(result.rowcount, lastrowid, rows)
+        with self._autocommit_engine.connect() as conn:
+            result = conn.execute(self.statement, params)
+            if many:
+                return [r._asdict() for r in result]
+            row = result.first()
+            return None if row is None else row._asdict()
