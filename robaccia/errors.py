@@ -199,7 +199,7 @@ class SeeOther(HTTPException):
     def __init__(self, location: str, headers: Iterable[tuple[str, str]] = ()) -> None:
         if not location.startswith("/") or location.startswith("//"):
             raise ValueError(f"redirects go to absolute paths on this site, not {location!r}")
-        if any(c in location for c in "\r\n\x00"):
+        if "\r" in location or "\n" in location or "\x00" in location:
             raise ValueError("a redirect location may not contain control characters")
         super().__init__(None, [("Location", location), *headers])
 

@@ -140,7 +140,7 @@ class ProjectMiddleware:
     # --- signing --------------------------------------------------------------
 
     def _sign(self, value: str) -> str:
-        mac = hmac.new(self.key, value.encode(), hashlib.sha256).hexdigest()[:32]
+        mac = hmac.digest(self.key, value.encode(), "sha256").hex()[:32]
         return f"{value}.{mac}"
 
     def _unsign(self, signed: str) -> str | None:
@@ -158,7 +158,7 @@ class ProjectMiddleware:
     def _csrf_mac(self, seed: str) -> str:
         token = self._tokens.get(seed)
         if token is None:
-            token = hmac.new(self.key, b"csrf:" + seed.encode(), hashlib.sha256).hexdigest()
+            token = hmac.digest(self.key, b"csrf:" + seed.encode(), "sha256").hex()
             _remember(self._tokens, seed, token)
         return token
 

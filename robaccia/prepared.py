@@ -184,7 +184,8 @@ class Prepared:
             values = [(driver, params[name] if process is None or params[name] is None
                        else process(params[name])) for name, driver, process in self._slots]
         except KeyError as exc:
-            raise sa_exc.InvalidRequestError(f"A value is required for bind parameter {exc}") from None
+            missing = sa_exc.InvalidRequestError(f"A value is required for bind parameter {exc}")
+            raise sa_exc.StatementError(str(missing), self.sql, None, missing) from None
         if self._positional:
             return tuple([value for _, value in values])
         return dict(values)
@@ -223,7 +224,9 @@ class Prepared:
                 result = conn.execute(self.statement, params)
                 rows = [r._asdict() for r in result] if result.returns_rows else []
                 lastrowid = getattr(result, "lastrowid", None)
-                return Outcome(result.rowcount, lastrowid, rows)
+                # NOTE: a statement with RETURNING reports no rowcount here
+                rowcount = len(rows) if rows and result.rowcount < 0 else result.rowcount
+                return Outcome(rowcount, lastrowid, rows)
         with self._autocommit_engine.connect() as conn:
             result = conn.execute(self.statement, params)
             if many:
