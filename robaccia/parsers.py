@@ -140,16 +140,19 @@ def form_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str,
     if text.count("&") >= limits.max_fields:
         raise PayloadTooLarge(f"The form has more than {limits.max_fields} fields.")
     # PERF: parse_qsl's rules (blank values kept, "+" is a space, strict
-    # UTF-8), but only fields that hold "%" or "+" go through unquote.
+    # UTF-8), but only fields that hold a "%" go through unquote.
     values: dict[str, Any] = {}
     try:
         for piece in text.split("&"):
             if not piece:
                 continue
             name, _, value = piece.partition("=")
-            if "%" in piece or "+" in piece:
-                name = unquote(name.replace("+", " "), "utf-8", "strict")
-                value = unquote(value.replace("+", " "), "utf-8", "strict")
+            if "+" in piece:
+                name = name.replace("+", " ")
+                value = value.replace("+", " ")
+            if "%" in piece:
+                name = unquote(name, "utf-8", "strict")
+                value = unquote(value, "utf-8", "strict")
             values[name] = value
     except UnicodeDecodeError:
         raise BadRequest("The form is not valid UTF-8.") from None
