@@ -303,9 +303,11 @@ def markdown(run: Run) -> str:
         "with SQLAlchemy Core as its tutorial shows it (the same SQL statements as robaccia, the "
         "default pool, reads in `engine.connect()`, the insert in `engine.begin()`), the same "
         "template files rendered with jinja2 (or Genshi) directly and the same validation on "
-        "create. Django runs with no middleware and no apps. robaccia's own choices (autocommit "
-        "reads, a ping on every pool checkout, CSRF, ETags, flash cookies) are part of what is "
-        "measured.",
+        "create. Django runs with no middleware and no apps. robaccia's own choices are part of "
+        "what is measured: its statements compiled once and run on the pool's DB-API connection "
+        "(`robaccia/prepared.py`, with SQLAlchemy's type conversions and exceptions), autocommit "
+        "reads on PostgreSQL, a ping for a pooled server connection that sat idle, CSRF, ETags "
+        "and flash cookies.",
         "- Baselines: **raw WSGI** routes by hand and uses the DB-API driver (sqlite3, psycopg) "
         "directly: the limit. **raw WSGI + SQLAlchemy Core** is the same hand-written app on the "
         "peers' SQLAlchemy code: the difference between a framework and it is the framework's "

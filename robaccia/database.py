@@ -75,6 +75,9 @@ def _ping_if_idle(dbapi_connection: Any, record: Any, proxy: Any) -> None:
             cursor.execute("SELECT 1")
         finally:
             cursor.close()
+        # NOTE: the SELECT opened a transaction; hand the connection over idle,
+        # or switching it to autocommit for a read would fail.
+        dbapi_connection.rollback()
     except Exception as exc:
         # The pool discards this connection and tries another (SQLAlchemy's
         # documented pessimistic disconnect handling).

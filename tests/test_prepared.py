@@ -194,3 +194,22 @@ def test_a_lost_connection_is_replaced(server_db: Engine) -> None:
     after = ask.first()
     assert after is not None and after["who"] != first["who"]
     assert db.pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_connection_pinged_after_idling_reads_in_autocommit(
+    server_db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The idle ping must hand the connection over idle, or the next read fails."""
+    import robaccia.database
+
+    monkeypatch.setattr(robaccia.database, "IDLE_PING_AFTER", 0.0)
+    engine = robaccia.database.make_engine(server_db.url.render_as_string(hide_password=False))
+    try:
+        ask = Prepared(engine, text("SELECT 1 AS one").columns(Column("one", Integer)), autocommit=True)
+        answers = [ask.first() for _ in range(5)]
+        assert answers == [{"one": 1}] * 5
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+            conn.rollback()
+    finally:
+        engine.dispose()
