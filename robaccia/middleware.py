@@ -33,6 +33,7 @@ import hashlib
 import hmac
 import html
 import logging
+import re
 import secrets
 import sys
 import traceback
@@ -78,6 +79,16 @@ def _cookies(environ: WSGIEnvironment) -> dict[str, str]:
                 cached[name] = value.strip('"')
         environ["robaccia.cookies"] = cached
     return cached  # type: ignore[no-any-return]
+
+
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 .,_-]*")
+
+
+def _cookie_quote(message: str) -> str:
+    """Percent-encode a message for a cookie value (plain sentences take a shortcut)."""
+    if _PLAIN_TEXT.fullmatch(message):
+        return message.replace(" ", "%20").replace(",", "%2C")
+    return quote(message, safe="")
 
 
 #: How many verified cookies and tokens are remembered (then forgotten at once).
@@ -224,7 +235,7 @@ class ProjectMiddleware:
             headers.append(("Set-Cookie", f"{CSRF_COOKIE}={self._sign(seed)}{self.cookie_flags}"))
         out = environ.get("robaccia.flash_out")
         if out:
-            value = self._sign("&".join(quote(m[:500], safe="") for m in out[-10:]))
+            value = self._sign("&".join(_cookie_quote(m[:500]) for m in out[-10:]))
             headers.append(("Set-Cookie", f"{FLASH_COOKIE}={value}{self.cookie_flags}"))
         elif environ.get("robaccia.flash_clear"):
             headers.append(("Set-Cookie", f"{FLASH_COOKIE}=; Max-Age=0{self.cookie_flags}"))

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from support import admin, free_port, make_project, project_env, request, served, wait_for_port
 
 from robaccia import scaffold
@@ -426,3 +428,28 @@ def test_only_existing_views_are_routed_and_nothing_else_is_imported(probe: Any)
 def test_each_view_is_imported_once(probe: Any) -> None:
     assert probe["counted"] == [1, ["Hello a-b", "Hello c-d"]]
     assert probe["collections"] == ["counted", "fred"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=80).filter(lambda m: m.strip()), min_size=1, max_size=3))
+def test_flash_messages_come_back_as_they_were_sent(messages: list[str]) -> None:
+    """Any text, accents, quotes and semicolons included, survives the flash cookie."""
+    from robaccia.defaultmodelcollection import flash
+    from robaccia.middleware import ProjectMiddleware
+    from robaccia.testing import call, make_environ
+
+    def send(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        for message in messages:
+            flash(environ, message)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b""]
+
+    def show(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(environ["robaccia.middleware"].flashes(environ)).encode()]
+
+    _, headers, _ = call(ProjectMiddleware(send, secret="s" * 32))
+    cookie = next(v for k, v in headers if k == "Set-Cookie" and v.startswith("robaccia_flash="))
+    environ = make_environ("GET", "/", headers={"Cookie": cookie.split(";")[0]})
+    _, _, body = call(ProjectMiddleware(show, secret="s" * 32), environ=environ)
+    assert json.loads(body) == [m[:500] for m in messages]
