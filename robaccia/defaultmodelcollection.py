@@ -86,6 +86,8 @@ if TYPE_CHECKING:
 __all__ = ["DefaultModelCollection", "collection_path", "flash"]
 
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+#: Compiled INSERTs kept per collection (one per set of columns a create sends).
+MAX_PREPARED_INSERTS = 64
 _OVERRIDES = ("PUT", "DELETE")
 
 
@@ -206,6 +208,9 @@ class DefaultModelCollection(DefaultCollection):
             stmt = insert(self._table).values({k: bindparam(k, type_=self.columns[k].type) for k in keys})
             if self._returning:
                 stmt = stmt.returning(self.pk)
+            if len(self._inserts) >= MAX_PREPARED_INSERTS:
+                # NOTE: bodies choose the column sets; never let them grow this without bound
+                self._inserts.clear()
             prepared = self._inserts[keys] = Prepared(self.engine, stmt, write=True)
         return prepared
 
