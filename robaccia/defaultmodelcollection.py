@@ -177,7 +177,6 @@ class DefaultModelCollection(DefaultCollection):
         self._one = select(table).where(pk == bindparam("pk"))
         self._first = select(table).order_by(pk).limit(bindparam("limit"))
         self._after = select(table).where(pk > bindparam("cursor")).order_by(pk).limit(bindparam("limit"))
-        self._delete = delete(table).where(pk == bindparam("pk"))
         self._int_pk = isinstance(pk.type, sqltypes.Integer)
         self._inserts: dict[tuple[str, ...], Prepared] = {}
         if self.engine is not None:
@@ -194,30 +193,32 @@ class DefaultModelCollection(DefaultCollection):
             # driver has no lastrowid (PostgreSQL).
             self._returning = engine.dialect.name == "postgresql"
 
-    def _read(self) -> Connection:
+    def _engine(self) -> Engine:
+        """The engine, which every database handler needs."""
         if self.engine is None:
             raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+        return self.engine
+
+    def _read(self) -> Connection:
+        self._engine()
         return self._reader.connect()
 
     def _inserter(self, keys: tuple[str, ...]) -> Prepared:
         """The INSERT for one set of columns, compiled on first use."""
         prepared = self._inserts.get(keys)
         if prepared is None:
-            if self.engine is None:
-                raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+            engine = self._engine()
             stmt = insert(self._table).values({k: bindparam(k, type_=self.columns[k].type) for k in keys})
             if self._returning:
                 stmt = stmt.returning(self.pk)
             if len(self._inserts) >= MAX_PREPARED_INSERTS:
                 # NOTE: bodies choose the column sets; never let them grow this without bound
                 self._inserts.clear()
-            prepared = self._inserts[keys] = Prepared(self.engine, stmt, write=True)
+            prepared = self._inserts[keys] = Prepared(engine, stmt)
         return prepared
 
     def _write(self) -> Any:
-        if self.engine is None:
-            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
-        return self.engine.begin()
+        return self._engine().begin()
 
     # --- request plumbing ---------------------------------------------------
 
@@ -306,8 +307,7 @@ class DefaultModelCollection(DefaultCollection):
 
     def _fetch(self, environ: WSGIEnvironment) -> dict[str, Any]:
         pk = self._pk_value(environ["robaccia.id"])
-        if self.engine is None:
-            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+        self._engine()
         row = self._q_one.first({"pk": pk})
         if row is None:
             raise NotFound()
@@ -534,8 +534,7 @@ class DefaultModelCollection(DefaultCollection):
         plain = column is self.pk and not desc
         base = collection_path(environ)
 
-        if self.engine is None:
-            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
+        self._engine()
         if plain and before is None:
             if after is None:
                 rows = self._q_first.all({"limit": limit + 1})

@@ -13,7 +13,7 @@ dicts::
     ...               Column('text', String(100)))
     >>> engine = make_engine('sqlite://')
     >>> meta.create_all(engine)
-    >>> add = Prepared(engine, insert(notes).values(text=bindparam('text')), write=True)
+    >>> add = Prepared(engine, insert(notes).values(text=bindparam('text')))
     >>> add.execute({'text': 'hello'}).lastrowid
     1
     >>> Prepared(engine, select(notes).where(notes.c.id == bindparam('pk'))).first({'pk': 1})
@@ -66,20 +66,18 @@ class Prepared:
 
     :param engine: the engine (its pool, dialect and driver).
     :param statement: a Core statement whose parameters are ``bindparam`` names.
-    :param write: run in a transaction that commits (else a read).
-    :param autocommit: run a read in driver autocommit mode (PostgreSQL: one
-        round trip, no BEGIN/ROLLBACK).
+    :param autocommit: run reads (:meth:`all`, :meth:`first`) in driver
+        autocommit mode (PostgreSQL: one round trip, no BEGIN/ROLLBACK);
+        :meth:`execute` always runs in a transaction that commits.
     """
 
-    def __init__(self, engine: Engine, statement: Executable, *, write: bool = False,
-                 autocommit: bool = False) -> None:
+    def __init__(self, engine: Engine, statement: Executable, *, autocommit: bool = False) -> None:
         self.engine = engine
         self.statement = statement
-        self.write = write
         dialect = engine.dialect
         self.dialect = dialect
         # NOTE: only psycopg's autocommit is an attribute (PyMySQL's is a method).
-        self.autocommit = autocommit and not write and dialect.name == "postgresql"
+        self.autocommit = autocommit and dialect.name == "postgresql"
         self._autocommit_engine = (engine.execution_options(isolation_level="AUTOCOMMIT")
                                    if self.autocommit else engine)
         compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
@@ -139,9 +137,10 @@ class Prepared:
         except self._error as exc:
             self._raise(exc, None, None, None)
         cursor = dbapi = None
+        autocommit = self.autocommit and many is not None  # never for a write
         try:
             dbapi = fairy.dbapi_connection
-            if self.autocommit:
+            if autocommit:
                 dbapi.autocommit = True  # type: ignore[union-attr]
             try:
                 cursor = fairy.cursor()
@@ -153,10 +152,10 @@ class Prepared:
                     return outcome
                 if many:
                     return self._rows(cursor, cursor.fetchall())
-                found = self._rows(cursor, [row] if (row := cursor.fetchone()) is not None else [])
-                return found[0] if found else None
+                row = cursor.fetchone()
+                return None if row is None else self._rows(cursor, [row])[0]
             finally:
-                if self.autocommit:
+                if autocommit:
                     try:
                         dbapi.autocommit = False  # type: ignore[union-attr]
                     except self._error:

@@ -91,9 +91,10 @@ class Collection:
                 if not name.startswith("_") and callable(getattr(cls, name, None)):
                     public.add(name)
             nouns: dict[str, dict[str, str]] = {}
+            ordered = sorted(public)
             for method in NOUN_METHODS:
                 prefix = method.lower() + "_"
-                for name in sorted(public):
+                for name in ordered:
                     if name.startswith(prefix) and len(name) > len(prefix):
                         nouns.setdefault(name[len(prefix):], {})[method] = name
             table = {

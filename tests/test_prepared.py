@@ -82,7 +82,7 @@ def _insert(kinds: Table, db: Engine, keys: list[str]) -> Prepared:
     stmt: Any = insert(kinds).values({k: bindparam(k) for k in keys})
     if _returning(db):
         stmt = stmt.returning(kinds.c.id)
-    return Prepared(db, stmt, write=True)
+    return Prepared(db, stmt)
 
 
 def _new_id(outcome: Any) -> Any:
