@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,11 +86,35 @@ def load_app(root: Path) -> WSGIApplication:
     return dispatcher.app  # type: ignore[no-any-return]
 
 
+#: Seconds a stopping server waits for the requests it is still answering.
+DRAIN_SECONDS = 5.0
+
+
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
     allow_reuse_address = True
     # NOTE: socketserver's default backlog of 5 resets bursts of connections.
     request_queue_size = 128
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._busy = 0
+        self._idle = threading.Condition()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self._idle:
+            self._busy += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self._idle:
+                self._busy -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float = DRAIN_SECONDS) -> None:
+        """Wait (a bounded time) for the requests in progress, and their log lines."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._busy == 0, timeout)
 
 
 class _Handler(WSGIRequestHandler):
@@ -112,6 +137,9 @@ def serve_forever(root: Path, host: str, port: int) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        # NOTE: answered requests may still be writing their log line; "Stopped."
+        # comes after them, not in the middle.
+        server.drain()
         server.server_close()
 
 

@@ -308,6 +308,43 @@ def test_run_stops_cleanly(project: Path, tmp_path: Path, args: tuple[str, ...],
     assert "Traceback" not in out
 
 
+SLOW_VIEW = '''\
+import time
+
+
+def app(environ, start_response):
+    time.sleep(1.5)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"finished"]
+'''
+
+
+@pytest.mark.slow
+def test_ctrl_c_lets_the_request_in_progress_finish(project: Path, tmp_path: Path) -> None:
+    """A request being answered when the server is stopped is answered, then logged,
+    and only then does the server say Stopped."""
+    import threading
+
+    view = project / "views" / "slowpoke.py"
+    view.write_text(SLOW_VIEW)
+    output = tmp_path / "run.out"
+    answer: list[tuple[int, bytes]] = []
+    try:
+        with _started(project, "run", "--no-reload", output=output) as (base, process):
+            client = threading.Thread(target=lambda: answer.append(_get(base, "/slowpoke/")))
+            client.start()
+            time.sleep(0.5)  # the request is in the view now
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=10) == 0
+            client.join(timeout=10)
+    finally:
+        view.unlink()
+    assert answer == [(200, b"finished")]
+    lines = output.read_text().rstrip().splitlines()
+    assert lines[-1] == "Stopped."
+    assert '"GET /slowpoke/ HTTP/1.1" 200' in lines[-2]
+
+
 # --- deferred collections, in a subprocess -------------------------------------------------
 
 
