@@ -179,7 +179,7 @@ def dispatcher_rule(template: str) -> Callable[[str], object]:
     """The matcher the Dispatcher compiled for ``template``."""
     d = Dispatcher()
     d.add(template, lambda environ, start_response: [])
-    return d._rules[0].match  # the compiled rule itself, without WSGI overhead
+    return d.routes[0].regex.match  # type: ignore[union-attr]  # the compiled rule, no WSGI
 
 
 def row(template: str, shape: str, times: list[float], note: str = "") -> str:

@@ -49,7 +49,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import HTTPException, MethodNotAllowed, NotFound
-from robaccia.wsgidispatcher import drop_body
+from robaccia.util import drop_body
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
