@@ -5,18 +5,21 @@
     True
 
 The public names live in small modules and are re-exported here:
-:mod:`robaccia.wsgidispatcher`, :mod:`robaccia.wsgicollection`,
-:mod:`robaccia.defaultcollection`, :mod:`robaccia.defaultmodelcollection`,
-:mod:`robaccia.renderers`, :mod:`robaccia.parsers`, :mod:`robaccia.errors`,
-:mod:`robaccia.middleware` and :mod:`robaccia.project`.
+:mod:`robaccia.wsgidispatcher` (routes), :mod:`robaccia.wsgicollection` (the
+handler protocol), :mod:`robaccia.defaultcollection` and
+:mod:`robaccia.defaultmodelcollection` (the conventions),
+:mod:`robaccia.request`, :mod:`robaccia.renderers`, :mod:`robaccia.parsers`,
+:mod:`robaccia.errors`, :mod:`robaccia.middleware` and :mod:`robaccia.project`.
 """
 
 from robaccia.defaultcollection import DefaultCollection
 from robaccia.defaultmodelcollection import DefaultModelCollection, flash
 from robaccia.errors import HTTPError, HTTPException, RobacciaError
+from robaccia.fields import Invalid
 from robaccia.parsers import Limits, find_parser, form_parser, json_parser
-from robaccia.project import Project, deferred_collection
+from robaccia.project import Project, deferred_collection, load_project
 from robaccia.renderers import Templates, configure, find_renderer, render
+from robaccia.request import Request
 from robaccia.wsgicollection import Collection
 from robaccia.wsgidispatcher import Dispatcher
 
@@ -32,8 +35,10 @@ __all__ = [
     "Dispatcher",
     "HTTPError",
     "HTTPException",
+    "Invalid",
     "Limits",
     "Project",
+    "Request",
     "RobacciaError",
     "Templates",
     "configure",
@@ -44,5 +49,6 @@ __all__ = [
     "flash",
     "form_parser",
     "json_parser",
+    "load_project",
     "render",
 ]

@@ -10,7 +10,7 @@ R001      DEBUG is on (tracebacks shown to visitors)
 R002      SECRET_KEY missing, short, or a well-known placeholder
 R003      a Jinja2 environment with autoescape off
 R004      the development server configured to bind beyond loopback
-R005      session cookies without HttpOnly or SameSite
+R005      a protective middleware missing from MIDDLEWARE
 R006      no request body limits (MAX_BODY_SIZE / MAX_FIELDS)
 ========  ==========================================================
 """
@@ -21,6 +21,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from robaccia.util import is_loopback
 
 __all__ = ["Finding", "check_project", "check_settings"]
 
@@ -51,8 +53,6 @@ def check_settings(settings: Any) -> list[Finding]:
         found.append(Finding("R002", "SECRET_KEY is missing or weak: use at least 32 random "
                                      "characters (ROBACCIA_SECRET_KEY)."))
     host = str(getattr(settings, "RUN_HOST", "127.0.0.1"))
-    from robaccia.server import is_loopback
-
     if not is_loopback(host):
         found.append(Finding("R004", f"RUN_HOST is {host}: the development server would be "
                                      "reachable from other machines. Use robaccia-admin serve."))
@@ -78,7 +78,14 @@ def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
         if pattern.search(path.read_text(errors="replace")):
             found.append(Finding("R003", f"{path.relative_to(root)} creates a Jinja2 environment "
                                          "with autoescape off: keep autoescape=True."))
-    flags = getattr(app, "cookie_flags", None)
-    if flags is not None and ("HttpOnly" not in flags or "SameSite" not in flags):
-        found.append(Finding("R005", "Cookies are set without HttpOnly or SameSite."))
+    if app is not None:
+        from robaccia.middleware import DEFAULT_MIDDLEWARE
+
+        middleware = [m if isinstance(m, str) else f"{m.__module__}.{m.__qualname__}"
+                      for m in getattr(settings, "MIDDLEWARE", DEFAULT_MIDDLEWARE)]
+        for needed, what in (("robaccia.middleware.CSRFProtection", "forms can be forged from other sites"),
+                             ("robaccia.middleware.SecurityHeaders", "pages can be framed and sniffed"),
+                             ("robaccia.middleware.ErrorPages", "errors reach the server's own pages")):
+            if needed not in middleware:
+                found.append(Finding("R005", f"MIDDLEWARE lacks {needed}: {what}."))
     return sorted(found, key=lambda f: f.id)

@@ -9,8 +9,8 @@ The library raises :class:`~robaccia.errors.RobacciaError`; this module alone
 turns errors into one line on stderr and a non-zero exit code.
 
     >>> from click.testing import CliRunner
-    >>> CliRunner().invoke(main, ['addview', 'fred']).output.splitlines()[0][:47]
-    "Error: Can't find the sub-directory 'views': ru"
+    >>> CliRunner().invoke(main, ['addview', 'fred']).output.splitlines()[0][:46]
+    'Error: This folder is not in a robaccia projec'
 """
 
 from __future__ import annotations
@@ -52,11 +52,16 @@ def _friendly(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _load() -> Any:
+    """The project at or above the current folder, loaded (settings, sys.path)."""
+    from robaccia.project import load_project
+
+    return load_project(scaffold.find_project("."))
+
+
 def _project() -> Path:
-    root = scaffold.find_project(".")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    return root
+    """The project folder at or above the current one, loaded."""
+    return _load().root  # type: ignore[no-any-return]
 
 
 def _print_created(root: Path, paths: list[Path]) -> None:
@@ -190,18 +195,12 @@ def run_command(host: str | None, port: int, no_reload: bool) -> None:
     """Run the development server (debug on, reloading, loopback only by default)."""
     from robaccia import server
 
-    root = _project()
+    # NOTE: settings.py reads ROBACCIA_DEBUG when the project loads.
+    os.environ["ROBACCIA_DEBUG"] = "1"
+    project = _load()
     if host is None:
-        host = _setting(root, "RUN_HOST", "127.0.0.1")
-    server.run(root, host, port, reload=not no_reload)
-
-
-def _setting(root: Path, name: str, default: Any) -> Any:
-    try:
-        settings = importlib.import_module("settings")
-    except ImportError:
-        return default
-    return getattr(settings, name, default)
+        host = project.setting("RUN_HOST", "127.0.0.1")
+    server.run(project.root, host, port, reload=not no_reload)
 
 
 @main.command("serve")
@@ -236,12 +235,10 @@ def runtests_command(verbose: bool) -> None:
 def check_command(deploy: bool) -> None:
     """Report what would be unsafe in production (each finding has a stable id)."""
     from robaccia import checks
-    from robaccia.server import load_app
+    from robaccia.project import load_project
 
-    root = _project()
-    settings = importlib.import_module("settings")
-    app = load_app(root) if deploy else None
-    findings = checks.check_project(root, settings, app)
+    project = load_project(_project())
+    findings = checks.check_project(project.root, project.settings, project if deploy else None)
     for finding in findings:
         click.echo(str(finding))
     if findings:

@@ -14,20 +14,78 @@
   seconds (the request becomes a 503 with Retry-After, never a hang);
 * SQLite files use WAL and a busy timeout, so readers don't block the
   writer, and enforce foreign keys.
+
+:func:`unavailable` tells an error that means "the database cannot be
+reached right now" (a 503 with Retry-After) from every other database error,
+by SQLAlchemy's exception types, ``connection_invalidated`` and the drivers'
+error codes, never by message text.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine import create_engine as _create_engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["make_engine"]
+from robaccia.errors import RobacciaError
+
+__all__ = ["DatabaseUnavailable", "connection", "make_engine", "unavailable"]
+
+
+class DatabaseUnavailable(RobacciaError):
+    """The database cannot be reached (or stays busy): answer 503 and try again later."""
+
+
+#: Driver error codes that mean "busy, try again" rather than "wrong".
+_SQLITE_BUSY = {5, 6}  # SQLITE_BUSY, SQLITE_LOCKED (primary result codes)
+_MYSQL_BUSY = {1205, 1213, 2003, 2006, 2013}  # lock wait, deadlock, cannot connect, gone, lost
+_POSTGRES_BUSY = {"40P01", "55P03", "40001", "57P01", "57P03", "08000", "08001", "08003", "08006"}
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Tell whether a database error means it cannot be reached (or is busy) now."""
+    if isinstance(exc, (DatabaseUnavailable, sa_exc.TimeoutError, DisconnectionError)):
+        return True
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return code & 0xFF in _SQLITE_BUSY
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate in _POSTGRES_BUSY
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_BUSY
+
+
+@contextlib.contextmanager
+def connection(engine: Engine, *, begin: bool = False) -> Iterator[Connection]:
+    """A connection from the pool (in a transaction with ``begin``).
+
+    Failing to get one raises :class:`DatabaseUnavailable`: whatever the
+    driver said, the database could not be reached.
+    """
+    try:
+        conn = engine.connect()
+    except (sa_exc.DBAPIError, sa_exc.TimeoutError) as exc:
+        raise DatabaseUnavailable("The database cannot be reached.") from exc
+    with conn:
+        if begin:
+            with conn.begin():
+                yield conn
+        else:
+            yield conn
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

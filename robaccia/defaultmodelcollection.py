@@ -1,23 +1,27 @@
 """DefaultModelCollection: list, show, create, edit and delete a SQLAlchemy table.
 
-The handlers a subclass defines are the URIs it serves (remove one to stop
-serving it); each that returns ``None`` gets the default behaviour for its name:
+A view subclasses it and names the handlers it serves; a handler that returns
+``None`` gets the default behaviour for its name, and ``super()`` gives that
+default to an override that wants to extend it:
 
 =========================  =================================================
 ``GET /v/`` list           a page of rows (keyset paging, ``?after=``, ``?sort=``)
 ``GET /v/1`` retrieve      the row, with an ETag (404 if absent, 304 if unchanged)
-``GET /v/;new_form``       the empty form
-``GET /v/1;edit_form``     the form with the row and its ETag
+``GET /v/;new_form``       the empty form (served while ``create`` is)
+``GET /v/1;edit_form``     the form with the row and its ETag (while ``update`` is)
+``GET /v/1;delete_form``   the confirmation (while ``delete`` is)
 ``POST /v/`` create        validate, insert, 303 to the member (JSON: 201 + row)
 ``PUT /v/1`` update        validate, update, 303 to the member (JSON: 200 + row)
 ``DELETE /v/1`` delete     delete, 303 to the collection (JSON: 204)
 =========================  =================================================
 
-HTML forms send PUT and DELETE as POST with a ``_method`` field::
+Two hooks change what the defaults do without replacing them:
+``query(environ, statement)`` narrows every statement over the collection's
+rows, and ``validate(environ, values)`` checks values after their conversion
+(raise :class:`~robaccia.fields.Invalid` to refuse them). HTML forms send PUT
+and DELETE as POST with a ``_method`` field::
 
     >>> from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
-    >>> from robaccia.renderers import render
-    >>> from robaccia.parsers import form_parser
     >>> from robaccia.testing import call, make_environ
     >>> meta = MetaData()
     >>> notes = Table('notes', meta, Column('id', Integer, primary_key=True),
@@ -27,15 +31,18 @@ HTML forms send PUT and DELETE as POST with a ``_method`` field::
     >>> class Notes(DefaultModelCollection):
     ...     def create(self, environ, start_response):
     ...         pass  # None: the default behaviour
-    >>> app = Notes('json', render, form_parser, notes, engine=engine)
+    ...     def validate(self, environ, values):
+    ...         if values.get('text') == 'spam':
+    ...             raise Invalid({'text': 'No spam, please.'})
+    >>> app = Notes(notes, ext='json', engine=engine)
     >>> def env(method, id=None, **kw):
     ...     return make_environ(method, **kw, **{'wsgiorg.routing_args': ((), {'view': 'notes', 'id': id})})
     >>> status, headers, body = call(app, environ=env('POST', json={'text': 'hello'}))
     >>> status, dict(headers)['Location'], body
     ('201 Created', '/notes/1', b'{"id": 1, "text": "hello"}')
     >>> import json
-    >>> json.loads(call(app, environ=env('POST', json={'text': None}))[2])['errors']
-    {'text': 'This field is required.'}
+    >>> json.loads(call(app, environ=env('POST', json={'text': 'spam'}))[2])['errors']
+    {'text': 'No spam, please.'}
 
 Every write is one transaction, rolled back on any error. Unique and
 foreign-key violations are 409; invalid values 422 (HTML forms are shown
@@ -46,123 +53,113 @@ statement's WHERE clause so that two concurrent writers cannot both win.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import enum
-import hashlib
-import json
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote, urlencode
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, overload
 
-from sqlalchemy import and_, bindparam, cast, delete, insert, literal, or_, select, true, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import types as sqltypes
+from sqlalchemy.schema import Table
 
-from robaccia.defaultcollection import DefaultCollection, template_name
-from robaccia.errors import (
-    BadRequest,
-    Conflict,
-    HTTPException,
-    MethodNotAllowed,
-    NotFound,
-    NotModified,
-    PreconditionFailed,
-    SeeOther,
-    ServiceUnavailable,
-    UnprocessableEntity,
-)
+from robaccia.conditional import check_not_modified, etag_of, precondition
+from robaccia.database import DatabaseUnavailable, unavailable
+from robaccia.defaultcollection import DefaultCollection
+from robaccia.errors import MethodNotAllowed, NotFound, ServiceUnavailable, UnprocessableEntity
 from robaccia.fields import Field, Invalid, describe, validate
-from robaccia.parsers import DEFAULT_LIMITS, FORM, MULTIPART, Limits, parse_body
-from robaccia.prepared import Prepared
-from robaccia.renderers import json_default
+from robaccia.gateway import Changed, Rows, TableGateway
+from robaccia.paging import PageQuery
+from robaccia.parsers import Limits, find_parser
+from robaccia.request import Request
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from sqlalchemy.engine import Connection, Engine
-    from sqlalchemy.schema import Table
+    from sqlalchemy.engine import Engine
 
-__all__ = ["DefaultModelCollection", "collection_path", "flash"]
+__all__ = ["DefaultModelCollection", "Invalid", "STANDARD_KEYS", "flash"]
+
+logger = logging.getLogger(__name__)
 
 _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
-#: Compiled INSERTs kept per collection (one per set of columns a create sends).
-MAX_PREPARED_INSERTS = 64
+#: The front page counts rows up to this many (then shows "10,000+").
+SUMMARY_COUNT_LIMIT = 10_001
 _OVERRIDES = ("PUT", "DELETE")
+#: The forms, and the handler each one submits to.
+FORMS = {"get_new_form": "create", "get_edit_form": "update", "get_delete_form": "delete"}
+#: The template variables a model collection gives every page (a handler's keys win).
+STANDARD_KEYS = frozenset({
+    "id", "collection_url", "member_url", "fields", "primary", "item", "title", "can", "meta",
+    "row", "etag", "errors", "message", "data", "sort", "limit", "start", "end", "next_url",
+    "prev_url",
+})
 
 
 def flash(environ: WSGIEnvironment, message: str) -> None:
     """Queue a message for the next page the browser shows."""
-    environ.setdefault("robaccia.flash_out", []).append(message)
-
-
-def collection_path(environ: WSGIEnvironment) -> str:
-    """Return the absolute path of the collection this request addressed."""
-    script = environ.get("SCRIPT_NAME", "")
-    noun = environ.get("robaccia.noun")
-    id = environ.get("robaccia.id")
-    if noun and script.endswith(";" + noun):
-        script = script[: -len(noun) - 1]
-    if id and script.endswith(id):
-        script = script[: -len(id)]
-    if not script.strip("/"):
-        view = environ.get("wsgiorg.routing_args", ((), {}))[1].get("view")
-        script = f"/{view}/" if view else "/"
-    return script if script.endswith("/") else script + "/"
-
-
-def make_etag(row: dict[str, Any]) -> str:
-    """Return a strong ETag for a row's values."""
-    digest = hashlib.blake2b(repr(tuple(row.values())).encode(), digest_size=12)
-    return '"' + digest.hexdigest() + '"'
-
-
-def etag_matches(header: str, etag: str) -> bool:
-    """Tell whether an If-Match / If-None-Match header names this ETag."""
-    header = header.strip()
-    if header == "*":
-        return True
-    return any(tag.strip().removeprefix("W/") == etag for tag in header.split(","))
+    Request.of(environ).flash(message)
 
 
 class DefaultModelCollection(DefaultCollection):
     """A collection over one SQLAlchemy ``Table``.
 
-    :param ext: ``"html"`` or ``"json"``.
-    :param renderer: the renderer (:func:`robaccia.render`).
-    :param parser: the parser for bodies sent without a Content-Type.
-    :param table: the table; its first primary-key column addresses members.
-    :param engine: the SQLAlchemy engine.
-    :param page_size: rows per list page (``?limit=`` may ask for up to ``max_page_size``).
-    :param limits: body limits (else the project's, else the defaults).
+    Two ways to make one: ``DefaultModelCollection(table)`` (``ext='json'``
+    for an API), with the renderer, parser, engine, page size and body
+    limits taken from the project; or the 2007 form
+    ``DefaultModelCollection(ext, renderer, parser, table)``.
+
+    :param engine: the SQLAlchemy engine (default: the project's).
+    :param page_size: rows per list page (default: the project's PAGE_SIZE).
+    :param max_page_size: the most ``?limit=`` may ask for (MAX_PAGE_SIZE).
+    :param limits: body limits (default: the project's).
     """
 
-    def __init__(
-        self,
-        ext: str,
-        renderer: Callable[..., Iterable[bytes]],
-        parser: Callable[..., dict[str, Any]] | None,
-        table: Table | None,
-        engine: Engine | None = None,
-        *,
-        page_size: int = 50,
-        max_page_size: int = 500,
-        limits: Limits | None = None,
-    ) -> None:
+    _robaccia_library = True
+
+    @overload
+    def __init__(self, table: Table, *, ext: str = ..., engine: Engine | None = ...,
+                 page_size: int | None = ..., max_page_size: int | None = ...,
+                 limits: Limits | None = ...) -> None: ...
+
+    @overload
+    def __init__(self, ext: str, renderer: Callable[..., Iterable[bytes]] | None = ...,
+                 parser: Callable[..., dict[str, Any]] | None = ..., table: Table | None = ...,
+                 engine: Engine | None = ..., *, page_size: int | None = ...,
+                 max_page_size: int | None = ..., limits: Limits | None = ...) -> None: ...
+
+    def __init__(self, *args: Any, ext: str | None = None, engine: Engine | None = None,
+                 page_size: int | None = None, max_page_size: int | None = None,
+                 limits: Limits | None = None, **kwargs: Any) -> None:
+        if args and isinstance(args[0], Table):
+            if len(args) > 1:
+                raise TypeError("Give the short form as DefaultModelCollection(table, ext='json')")
+            table: Table | None = args[0]
+            ext = ext or "html"
+            renderer = parser = None
+        else:
+            names = ("ext", "renderer", "parser", "table", "engine")
+            given = dict(zip(names, args, strict=False))
+            given.update(kwargs)
+            if ext is not None:
+                given["ext"] = ext
+            if engine is not None:
+                given["engine"] = engine
+            ext = given.get("ext") or "html"
+            renderer, parser, table = given.get("renderer"), given.get("parser"), given.get("table")
+            engine = given.get("engine")
         super().__init__(ext, renderer)
-        self.parser = parser
+        self.parser = parser if parser is not None else find_parser(ext)
         self.table = table
         self.engine = engine
         self.page_size = page_size
         self.max_page_size = max_page_size
         self.limits = limits
+        self._gateways: dict[int, TableGateway] = {}
+        self._lock = threading.Lock()
         if table is not None:
-            self._prepare(table)
+            self._describe(table)
 
-    # --- construction: everything per table is built once ------------------
-
-    def _prepare(self, table: Table) -> None:
-        self._table = table
+    def _describe(self, table: Table) -> None:
         self.fields: list[Field] = describe(table)
         self.columns = {c.name: c for c in table.columns}
         pks = list(table.primary_key.columns)
@@ -173,465 +170,264 @@ class DefaultModelCollection(DefaultCollection):
         self.pk_field = next(f for f in self.fields if f.name == self.primary)
         self.title = table.name.replace("_", " ").capitalize()
         self.item = _singular(self.title)
-        pk = self.pk
-        self._one = select(table).where(pk == bindparam("pk"))
-        self._first = select(table).order_by(pk).limit(bindparam("limit"))
-        self._after = select(table).where(pk > bindparam("cursor")).order_by(pk).limit(bindparam("limit"))
-        self._int_pk = isinstance(pk.type, sqltypes.Integer)
-        self._inserts: dict[tuple[str, ...], Prepared] = {}
-        if self.engine is not None:
-            engine = self.engine
-            # PERF: reads run in autocommit mode on PostgreSQL: one round trip,
-            # no BEGIN/ROLLBACK (psycopg switches it with no statement; SQLite
-            # reads open no transaction anyway, and MariaDB would pay a SET).
-            autocommit = engine.dialect.name == "postgresql"
-            self._reader = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
-            self._q_one = Prepared(engine, self._one, autocommit=autocommit)
-            self._q_first = Prepared(engine, self._first, autocommit=autocommit)
-            self._q_after = Prepared(engine, self._after, autocommit=autocommit)
-            # NOTE: an INSERT that reports the new key: RETURNING where the
-            # driver has no lastrowid (PostgreSQL).
-            self._returning = engine.dialect.name == "postgresql"
+        self._int_pk = isinstance(self.pk.type, sqltypes.Integer)
 
-    def _engine(self) -> Engine:
-        """The engine, which every database handler needs."""
-        if self.engine is None:
-            raise RuntimeError("DefaultModelCollection needs engine= to reach the database")
-        return self.engine
+    # --- the two hooks --------------------------------------------------------------
 
-    def _read(self) -> Connection:
-        self._engine()
-        return self._reader.connect()
+    def query(self, environ: WSGIEnvironment, statement: Any) -> Any:
+        """Narrow a statement over this collection's rows; return it (default: unchanged).
 
-    def _inserter(self, keys: tuple[str, ...]) -> Prepared:
-        """The INSERT for one set of columns, compiled on first use."""
-        prepared = self._inserts.get(keys)
-        if prepared is None:
-            engine = self._engine()
-            stmt = insert(self._table).values({k: bindparam(k, type_=self.columns[k].type) for k in keys})
-            if self._returning:
-                stmt = stmt.returning(self.pk)
-            if len(self._inserts) >= MAX_PREPARED_INSERTS:
-                # NOTE: bodies choose the column sets; never let them grow this without bound
-                self._inserts.clear()
-            prepared = self._inserts[keys] = Prepared(engine, stmt)
-        return prepared
+        Every statement passes here: the list and its count, a row, the forms,
+        update and delete. A row it excludes is 404 on every URI, and a write
+        to it changes nothing. Add WHERE clauses (``statement.where(...)``):
+        SELECT, UPDATE and DELETE statements all take them.
+        """
+        return statement
 
-    def _write(self) -> Any:
-        return self._engine().begin()
+    def validate(self, environ: WSGIEnvironment, values: dict[str, Any]) -> dict[str, Any] | None:
+        """Check a create's or update's values, converted to their column types.
 
-    # --- request plumbing ---------------------------------------------------
+        Raise ``Invalid({'field': 'message', None: 'form-level message'})`` to
+        refuse them (422, nothing written); return a dict to write other
+        values instead (None: these).
+        """
+        return None
 
-    def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        environ["robaccia.ext"] = self.ext
-        method = environ.get("REQUEST_METHOD", "GET")
-        if method in _UNSAFE:
-            limits = self.limits or environ.get("robaccia.limits") or DEFAULT_LIMITS
-            values = dict(parse_body(environ, self.parser, limits))
-            is_form = environ.get("robaccia.form_type") in (FORM, MULTIPART)
-            override = values.pop("_method", None) if is_form else None
-            # NOTE: the override is taken only from a POSTed form body and only
-            # to PUT or DELETE; anything else leaves the method alone.
-            if method == "POST" and isinstance(override, str) and override.upper() in _OVERRIDES:
-                environ["robaccia.original_method"] = method
-                environ["REQUEST_METHOD"] = override.upper()
-            environ["robaccia.values"] = values
-        # PERF: a plain try, not a context manager: this runs on every request.
-        try:
-            return super(DefaultCollection, self).respond(environ, start_response)
-        except sa_exc.IntegrityError as exc:
-            raise Conflict("That change conflicts with existing data: a value that must be "
-                           "unique is taken, or a referenced row does not exist.") from exc
-        except sa_exc.DataError as exc:
-            raise UnprocessableEntity({}, "A value does not fit its column.") from exc
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError,
-                sa_exc.DisconnectionError) as exc:
-            if "no such table" in str(exc) or "doesn't exist" in str(exc):
-                raise
-            raise ServiceUnavailable("The database is not reachable right now.") from exc
+    # --- the rows -----------------------------------------------------------------------
 
-    def finish(
-        self, environ: WSGIEnvironment, start_response: StartResponse, name: str, result: Any
-    ) -> Any:
-        if result is not None:
-            return super().finish(environ, start_response, name, result)
-        if self.table is None:
+    def rows(self, environ: WSGIEnvironment) -> Rows:
+        """This request's view of the table: every statement passes :meth:`query`."""
+        request = Request.of(environ)
+        engine = self.engine or (request.project.engine if request.project is not None else None)
+        if engine is None or self.table is None:
+            raise RuntimeError(f"{type(self).__name__} has no database engine: give engine=, or serve "
+                               "it from a project (whose dbconfig.py has one)")
+        gateway = self._gateways.get(id(engine))
+        if gateway is None:
+            with self._lock:
+                gateway = self._gateways.get(id(engine))
+                if gateway is None:
+                    fast = request.project.fast_sql if request.project is not None else True
+                    gateway = self._gateways[id(engine)] = TableGateway(self.table, engine, fast=fast)
+        if type(self).query is DefaultModelCollection.query:
+            return gateway.rows()
+        return gateway.rows(lambda statement: self.query(environ, statement))
+
+    def _key(self, environ: WSGIEnvironment) -> Any:
+        """The member's key from the URL; an id that cannot exist is a 404."""
+        raw = Request.of(environ).id or ""
+        if self._int_pk and (not raw.isdigit() or not raw.isascii() or len(raw) > 19):
             raise NotFound()
-        action = getattr(self, "_default_" + name, None)
-        if action is not None:
-            return action(environ, start_response)
-        method = environ.get("REQUEST_METHOD")
-        if method in ("GET", "HEAD"):
-            vars = {"id": environ.get("robaccia.id")}
-            if environ.get("robaccia.id"):
-                row = self._fetch(environ)
-                vars.update(self._member_vars(row, make_etag(row)))
-            return self._render(environ, start_response, name, vars)
-        raise MethodNotAllowed(["GET", "HEAD", "OPTIONS"])
-
-    def _render(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        name: str,
-        vars: dict[str, Any],
-        status: str = "200 OK",
-        headers: list[tuple[str, str]] | None = None,
-    ) -> Any:
-        if self.ext == "html":
-            vars.setdefault("primary", self.primary)
-            vars.setdefault("fields", self.fields)
-            vars.setdefault("title", self.title)
-            vars.setdefault("item", self.item)
-            base = collection_path(environ)
-            vars.setdefault("collection_url", base)
-            vars.setdefault("member_url", lambda pk: base + _quote_id(pk))
-            vars.setdefault("message", "")
-        template = template_name(environ, name, self.ext)
-        return self.renderer(environ, start_response, template, vars, headers, status)
-
-    def _member_url(self, environ: WSGIEnvironment, pk: Any) -> str:
-        return collection_path(environ) + _quote_id(pk)
-
-    # --- ids and rows ---------------------------------------------------------
-
-    def _pk_value(self, raw: str) -> Any:
-        """Convert an id from the URL; an id that cannot exist is a 404."""
-        if self._int_pk:
-            if not raw.isdigit() or not raw.isascii() or len(raw) > 19:
-                raise NotFound()
         try:
             return self.pk_field.convert(raw)
         except Invalid:
             raise NotFound() from None
 
-    def _fetch(self, environ: WSGIEnvironment) -> dict[str, Any]:
-        pk = self._pk_value(environ["robaccia.id"])
-        self._engine()
-        row = self._q_one.first({"pk": pk})
+    def _row(self, environ: WSGIEnvironment) -> dict[str, Any]:
+        row = self.rows(environ).get(self._key(environ))
         if row is None:
             raise NotFound()
         return row
 
-    def _member_vars(self, row: dict[str, Any], etag: str) -> dict[str, Any]:
-        """The template variables of a member: the row itself for JSON."""
-        if self.ext == "json":
-            return row
-        return {"row": row, "primary": self.primary, "etag": etag}
+    # --- the defaults (public: super() gives them) -------------------------------------
 
-    # --- the defaults ---------------------------------------------------------
+    def list(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """A page of rows: ``data``, ``next_url``, ``prev_url``, ``start``, ``end``, ``sort``."""
+        request = Request.of(environ)
+        project = request.project
+        page_size = self.page_size or (project.page_size if project is not None else 50)
+        max_page_size = self.max_page_size or (project.max_page_size if project is not None else 500)
+        params = request.query_params(max_fields=20)
+        query = PageQuery.parse(params, self.table, page_size=page_size,  # type: ignore[arg-type]
+                                max_page_size=max_page_size)
+        page = query.page(self.rows(environ).page(query), request.collection_url)
+        return {"data": page.data, "next_url": page.next_url, "prev_url": page.prev_url,
+                "start": page.start, "end": page.end, "sort": query.sort, "limit": query.limit}
 
-    def _default_retrieve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        row = self._fetch(environ)
-        etag = make_etag(row)
-        inm = environ.get("HTTP_IF_NONE_MATCH")
-        if inm and etag_matches(inm, etag):
-            raise NotModified(headers=[("ETag", etag)])
-        vars = self._member_vars(row, etag)
-        return self._render(environ, start_response, "retrieve", vars, headers=[("ETag", etag)])
+    def retrieve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """The row (``row``, ``etag``); 404 when absent, 304 when ``If-None-Match`` names it."""
+        row = self._row(environ)
+        etag = etag_of(row)
+        check_not_modified(Request.of(environ), etag)
+        return {"row": row, "etag": etag}
 
-    def _default_get_edit_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        row = self._fetch(environ)
-        etag = make_etag(row)
-        vars = {"row": row, "primary": self.primary, "etag": etag, "errors": {}}
-        return self._render(environ, start_response, "get_edit_form", vars, headers=[("ETag", etag)])
+    def get_new_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """The empty form."""
+        return {"row": {}, "errors": {}}
 
-    def _default_get_new_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        vars = {"row": {}, "primary": self.primary, "errors": {}, "data": [],
-                "meta": list(self.columns)}
-        return self._render(environ, start_response, "get_new_form", vars)
+    def get_edit_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """The form with the row and its ETag."""
+        row = self._row(environ)
+        return {"row": row, "etag": etag_of(row), "errors": {}}
 
-    def _default_list(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        page = self._page(environ)
-        if self.ext == "json":
-            vars: dict[str, Any] = {"data": page["data"], "next": page["next_url"],
-                                    "prev": page["prev_url"]}
-        else:
-            vars = dict(page, primary=self.primary, meta=list(self.columns))
-        links = [f'<{page[k]}>; rel="{rel}"' for k, rel in (("next_url", "next"), ("prev_url", "prev"))
-                 if page[k]]
-        headers = [("Link", ", ".join(links))] if links else None
-        return self._render(environ, start_response, "list", vars, headers=headers)
+    def get_delete_form(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """The confirmation page, with the row and its ETag."""
+        row = self._row(environ)
+        return {"row": row, "etag": etag_of(row)}
 
-    def _default_create(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        values = environ.get("robaccia.values", {})
-        is_form = environ.get("robaccia.form_type") in (FORM, MULTIPART)
-        clean, errors = validate(self.fields, values, creating=True, form=is_form)
+    def create(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """Validate the body, insert it, answer with the new row (or the errors)."""
+        values = Request.of(environ).values
+        clean, errors = self._convert(environ, values, creating=True)
         if errors:
-            return self._invalid(environ, start_response, "get_new_form", values, errors, 422)
+            return self.representation.invalid(self, environ, start_response, "get_new_form",
+                                               values, errors, 422)
+        rows = self.rows(environ)
         try:
-            # PERF: one INSERT per set of columns, compiled once and run on the
-            # pool's connection (robaccia.prepared).
-            keys = tuple(sorted(clean))
-            outcome = self._inserter(keys).execute(clean)
-            if outcome.rows:
-                pk = outcome.rows[0][self.primary]
-            elif self.primary in clean:
-                pk = clean[self.primary]
-            else:
-                pk = outcome.lastrowid
-            if self.ext == "json":
-                row = self._q_one.first({"pk": pk}) or dict(clean, **{self.primary: pk})
+            row = rows.insert(clean)
         except sa_exc.IntegrityError:
             return self._integrity(environ, start_response, "get_new_form", values, clean, None)
-        location = self._member_url(environ, pk)
-        if self.ext == "json":
-            headers = [("Location", location), ("ETag", make_etag(row))]
-            return self._render(environ, start_response, "create", row, "201 Created", headers)
-        flash(environ, f"{self.item} {pk} was created.")
-        return SeeOther(location)(environ, start_response)
+        return self.representation.created(self, environ, start_response, row)
 
-    def _precondition(self, environ: WSGIEnvironment) -> str | None:
-        header = environ.get("HTTP_IF_MATCH")
-        if header is None:
-            etag = environ.get("robaccia.values", {}).get("_etag")
-            header = etag if isinstance(etag, str) and etag else None
-        return header
-
-    def _guarded(self, conn: Connection, environ: WSGIEnvironment, pk: Any) -> Any:
-        """Return the WHERE clause for a write, checking any precondition."""
-        where = self.pk == pk
-        precondition = self._precondition(environ)
-        if precondition is None:
-            return where
-        current = conn.execute(self._one, {"pk": pk}).first()
-        if current is None:
-            raise NotFound()
-        row = current._asdict()
-        if not etag_matches(precondition, make_etag(row)):
-            raise _Changed(row)
-        # NOTE: compare every comparable column with what was just read, in
-        # the statement itself: a writer that got in between makes it miss.
-        checks = [self.columns[f.name].is_not_distinct_from(row[f.name])
-                  for f in self.fields if f.comparable and not f.primary_key]
-        return and_(where, *checks)
-
-    def _default_update(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        pk = self._pk_value(environ["robaccia.id"])
-        values = environ.get("robaccia.values", {})
-        is_form = environ.get("robaccia.form_type") in (FORM, MULTIPART)
-        clean, errors = validate(self.fields, values, creating=False, form=is_form)
+    def update(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """Validate the body, update the row (if unchanged since read), answer with it."""
+        request = Request.of(environ)
+        key = self._key(environ)
+        values = request.values
+        shown = dict(values, **{self.primary: request.id})
+        clean, errors = self._convert(environ, values, creating=False)
         if errors:
-            shown = dict(values, **{self.primary: environ["robaccia.id"]})
-            return self._invalid(environ, start_response, "get_edit_form", shown, errors, 422)
+            return self.representation.invalid(self, environ, start_response, "get_edit_form",
+                                               shown, errors, 422)
         try:
-            with self._write() as conn:
-                where = self._guarded(conn, environ, pk)
-                if clean:
-                    done = conn.execute(update(self._table).where(where).values(clean)).rowcount
-                else:
-                    done = len(conn.execute(select(self.pk).where(where)).all())
-                if not done:
-                    current = conn.execute(self._one, {"pk": pk}).first()
-                    if current is None:
-                        raise NotFound()
-                    raise _Changed(current._asdict())
-                row = conn.execute(self._one, {"pk": pk}).first()._asdict()  # type: ignore[union-attr]
-        except _Changed as changed:
-            return self._conflict(environ, start_response, changed.row)
+            row = self.rows(environ).update_if(key, clean, precondition(request, values))
+        except Changed as changed:
+            return self.representation.conflict(self, environ, start_response, changed.row)
         except sa_exc.IntegrityError:
-            shown = dict(values, **{self.primary: environ["robaccia.id"]})
-            return self._integrity(environ, start_response, "get_edit_form", shown, clean, pk)
-        if self.ext == "json":
-            return self._render(environ, start_response, "update", row, "200 OK",
-                                [("ETag", make_etag(row))])
-        flash(environ, f"{self.item} {row[self.primary]} was saved.")
-        return SeeOther(self._member_url(environ, row[self.primary]))(environ, start_response)
+            return self._integrity(environ, start_response, "get_edit_form", shown, clean, key)
+        return self.representation.updated(self, environ, start_response, row)
 
-    def _default_delete(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        pk = self._pk_value(environ["robaccia.id"])
+    def delete(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        """Delete the row (if unchanged since read)."""
+        request = Request.of(environ)
+        key = self._key(environ)
         try:
-            with self._write() as conn:
-                where = self._guarded(conn, environ, pk)
-                if not conn.execute(delete(self._table).where(where)).rowcount:
-                    current = conn.execute(self._one, {"pk": pk}).first()
-                    if current is None:
-                        raise NotFound()
-                    raise _Changed(current._asdict())
-        except _Changed as changed:
-            return self._conflict(environ, start_response, changed.row)
-        if self.ext == "json":
-            start_response("204 No Content", [])
-            return []
-        flash(environ, f"{self.item} {environ['robaccia.id']} was deleted.")
-        return SeeOther(collection_path(environ))(environ, start_response)
+            self.rows(environ).delete_if(key, precondition(request, request.values))
+        except Changed as changed:
+            return self.representation.conflict(self, environ, start_response, changed.row)
+        return self.representation.deleted(self, environ, start_response, request.id)
 
-    # --- failures shown to people --------------------------------------------
+    # --- what the defaults share ------------------------------------------------------------
 
-    def _invalid(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        form: str,
-        values: dict[str, Any],
-        errors: dict[str, str],
-        code: int,
-        message: str = "Please correct the fields marked below.",
-    ) -> Any:
-        if self.ext == "json":
-            if code == 409:
-                raise Conflict(message, errors=errors)
-            raise UnprocessableEntity(errors)
-        vars = {"row": values, "errors": errors, "primary": self.primary,
-                "etag": values.get("_etag"), "message": message}
-        status = "422 Unprocessable Content" if code == 422 else "409 Conflict"
-        return self._render(environ, start_response, form, vars, status)
+    def _convert(self, environ: WSGIEnvironment, values: Mapping[str, Any],
+                 creating: bool) -> tuple[dict[str, Any], dict[Any, str]]:
+        request = Request.of(environ)
+        clean, errors = validate(self.fields, values, creating=creating, form=request.is_form)
+        if errors:
+            return clean, dict(errors)
+        try:
+            replaced = self.validate(environ, clean)
+        except Invalid as exc:
+            return clean, exc.errors
+        return (replaced if replaced is not None else clean), {}
 
-    def _integrity(
-        self,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        form: str,
-        values: dict[str, Any],
-        clean: dict[str, Any],
-        pk: Any,
-    ) -> Any:
+    def _integrity(self, environ: WSGIEnvironment, start_response: StartResponse, form: str,
+                   shown: dict[str, Any], clean: dict[str, Any], key: Any) -> Any:
         """Explain a unique violation field by field, where the table can tell."""
-        errors: dict[str, str] = {}
-        with self._read() as conn:
-            for column in self.table.columns:  # type: ignore[union-attr]
-                unique = column.unique or (column.primary_key and column.name in clean)
-                if unique and clean.get(column.name) is not None:
-                    query = select(column).where(column == clean[column.name])
-                    if pk is not None:
-                        query = query.where(self.pk != pk)
-                    if conn.execute(query.limit(1)).first() is not None:
-                        errors[column.name] = "This value is already taken."
-        message = ("Another row already has this value." if errors else
-                   "That change conflicts with existing data (a referenced row may be missing).")
-        return self._invalid(environ, start_response, form, values, errors, 409, message)
+        errors: dict[Any, str] = dict(self.rows(environ).taken(clean, key))
+        errors[None] = ("Another row already has this value." if errors else
+                        "That change conflicts with existing data (a referenced row may be missing).")
+        return self.representation.invalid(self, environ, start_response, form, shown, errors, 409)
 
-    def _conflict(self, environ: WSGIEnvironment, start_response: StartResponse,
-                  row: dict[str, Any]) -> Any:
-        etag = make_etag(row)
-        if self.ext == "json" or environ.get("HTTP_IF_MATCH") is not None:
-            raise PreconditionFailed(headers=[("ETag", etag)])
-        vars = {"row": row, "errors": {}, "primary": self.primary, "etag": etag,
-                "message": "Someone else changed this row while you were editing it. "
-                           "These are the current values; make your change again."}
-        return self._render(environ, start_response, "get_edit_form", vars, "409 Conflict",
-                            [("ETag", etag)])
+    # --- the protocol -------------------------------------------------------------------------
 
-    # --- paging -------------------------------------------------------------
+    def _serve(self, names: set[str]) -> set[str]:
+        # NOTE: the UI follows the handlers: no create, no new form; no update,
+        # no edit form; no delete, no confirmation.
+        return {n for n in names if n not in FORMS or FORMS[n] in names}
 
-    def _page(self, environ: WSGIEnvironment) -> dict[str, Any]:
+    def standard_context(self, environ: WSGIEnvironment) -> dict[str, Any]:
+        request = Request.of(environ)
+        context: dict[str, Any] = {"id": request.id, "collection_url": request.collection_url,
+                                   "member_url": request.member_url}
+        if self.table is None:
+            return context
+        context.update(
+            fields=self.fields, primary=self.primary, item=self.item, title=self.title,
+            meta=list(self.columns), can={"create": self.serves("create"), "update": self.serves("update"),
+                                          "delete": self.serves("delete")},
+            etag=None, errors={}, message="", data=[], sort=request.query_params().get("sort", ""),
+            limit=None, start=0, end=0, next_url=None, prev_url=None,
+        )
+        return context
+
+    def json_body(self, context: Mapping[str, Any]) -> Any:
+        """A member's row, a page's ``data``/``next``/``prev``, plus any keys a handler added."""
+        extra = {k: v for k, v in context.items() if k not in STANDARD_KEYS}
+        if "data" in context:
+            return {"data": context["data"], "next": context.get("next_url"),
+                    "prev": context.get("prev_url"), **extra}
+        if isinstance(context.get("row"), dict):
+            return {**context["row"], **extra}
+        return extra
+
+    def default_result(self, environ: WSGIEnvironment, start_response: StartResponse, name: str) -> Any:
+        if self.table is None:
+            raise NotFound()
+        for klass in type(self).__mro__:
+            if klass.__dict__.get("_robaccia_library") and name in klass.__dict__:
+                return klass.__dict__[name](self, environ, start_response)
+        # a noun handler of the user's that returned None
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            raise MethodNotAllowed(["GET", "HEAD", "OPTIONS"])
+        if Request.of(environ).id:
+            row = self._row(environ)
+            return {"row": row, "etag": etag_of(row)}
+        return {}
+
+    def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
+        request = Request.of(environ)
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method in _UNSAFE:
+            limits = self.limits or (request.project.limits if request.project is not None else None)
+            values = request.read_values(self.parser, limits)
+            override = values.pop("_method", None) if request.is_form else None
+            # NOTE: the override is taken only from a POSTed form body and only
+            # to PUT or DELETE; anything else leaves the method alone.
+            if method == "POST" and isinstance(override, str) and override.upper() in _OVERRIDES:
+                environ["REQUEST_METHOD"] = override.upper()
+        # PERF: a plain try, not a context manager: this runs on every request.
         try:
-            query = dict(parse_qsl(environ.get("QUERY_STRING", ""), max_num_fields=20))
-        except ValueError:
-            raise BadRequest("Too many query parameters.") from None
-        limit = self.page_size
-        if "limit" in query:
-            text = query["limit"]
-            if not text.isdigit() or not text.isascii() or not 0 < int(text) <= self.max_page_size:
-                raise BadRequest(f"limit must be a whole number from 1 to {self.max_page_size}.")
-            limit = int(text)
-        sort = query.get("sort") or self.primary
-        desc = sort.startswith("-")
-        column = self.columns.get(sort[1:] if desc else sort)
-        if column is None:
-            raise BadRequest(f"sort must name a column: {', '.join(self.columns)} (prefix - for descending).")
-        after, before = query.get("after"), query.get("before")
-        plain = column is self.pk and not desc
-        base = collection_path(environ)
+            return super().respond(environ, start_response)
+        except (DatabaseUnavailable, sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
+            if unavailable(exc):
+                raise ServiceUnavailable("The database is not reachable right now.") from exc
+            if isinstance(exc, sa_exc.DataError):
+                raise UnprocessableEntity({}, "A value does not fit its column.") from exc
+            if isinstance(exc, sa_exc.IntegrityError):
+                from robaccia.errors import Conflict
 
-        self._engine()
-        if plain and before is None:
-            if after is None:
-                rows = self._q_first.all({"limit": limit + 1})
-            else:
-                cursor = self._cursor_pk(after)
-                rows = self._q_after.all({"cursor": cursor, "limit": limit + 1})
-            backwards = False
-        else:
-            cursor_text = before if before is not None else after
-            backwards = before is not None
-            stmt = self._sorted(column, desc, cursor_text, backwards)
-            with self._read() as conn:
-                rows = [r._asdict() for r in conn.execute(stmt.limit(limit + 1))]
-        more = len(rows) > limit
-        data = rows[:limit]
-        if backwards:
-            data = data[::-1]
-        extra = {k: v for k, v in (("sort", query.get("sort")), ("limit", query.get("limit"))) if v}
-        has_next = more if not backwards else True
-        has_prev = (after is not None) if not backwards else more
-        next_url = prev_url = None
-        if data and has_next:
-            next_url = base + "?" + urlencode({**extra, "after": self._cursor(data[-1], column, plain)})
-        if data and has_prev:
-            prev_url = base + "?" + urlencode({**extra, "before": self._cursor(data[0], column, plain)})
-        return {"data": data, "next_url": next_url, "prev_url": prev_url,
-                "sort": query.get("sort") or "", "limit": limit}
+                raise Conflict("That change conflicts with existing data: a value that must be "
+                               "unique is taken, or a referenced row does not exist.") from exc
+            self._explain(environ, exc)
+            raise
 
-    def _cursor_pk(self, text: str) -> Any:
+    def _explain(self, environ: WSGIEnvironment, exc: BaseException) -> None:
+        """Raise :class:`~robaccia.schema.SchemaMismatch` if the table lacks what the model has."""
+        from robaccia.schema import SchemaMismatch, drift
+
+        request = Request.of(environ)
+        engine = self.engine or (request.project.engine if request.project is not None else None)
+        if engine is None or self.table is None:
+            return
         try:
-            return self.pk_field.convert(text)
-        except Invalid:
-            raise BadRequest("The page cursor is not valid.") from None
+            differences = drift(engine, [self.table])
+        except Exception:  # the database may be down for this too: keep the first error
+            return
+        if differences:
+            raise SchemaMismatch(differences) from exc
 
-    def _cursor(self, row: dict[str, Any], column: Any, plain: bool) -> str:
-        if plain or column is self.pk:
-            # NOTE: _sorted reads a bare key for any sort on the key (-id too).
-            return str(row[self.primary])
-        value = row[column.name]
-        raw = json.dumps([value is None, value, row[self.primary]], default=json_default)
-        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-    def _sorted(self, column: Any, desc: bool, cursor: str | None, backwards: bool) -> Any:
-        pk = self.pk
-        forward_desc = desc != backwards
-        # NOTE: enums sort by their label on every database: MariaDB orders an
-        # ENUM by declaration index but compares it with a string as text.
-        sort_col = cast(column, sqltypes.String()) if isinstance(column.type, sqltypes.Enum) else column
-        order_col = sort_col.desc() if forward_desc else sort_col.asc()
-        order_pk = pk.desc() if forward_desc else pk.asc()
-        nulls_last = column.is_(None)
-        stmt: Any = select(self._table)
-        if column is pk:
-            stmt = stmt.order_by(order_pk)
-        else:
-            stmt = stmt.order_by(nulls_last.desc() if backwards else nulls_last, order_col, order_pk)
-        if cursor is None:
-            return stmt
-        if column is pk:
-            value = self._cursor_pk(cursor)
-            return stmt.where(pk < value if forward_desc else pk > value)
-        is_null, value, key = self._decode_cursor(cursor, column)
-        if not is_null:
-            # NOTE: bound with the column's type: a bare True/False cannot be compared with < or >.
-            value = literal(value.name if isinstance(value, enum.Enum) else value, sort_col.type)
-        greater = (lambda a, b: a < b) if forward_desc else (lambda a, b: a > b)
-        if backwards:
-            # walking back towards the start: nulls (last going forward) come first
-            if is_null:
-                cond = or_(column.is_not(None), and_(column.is_(None), greater(pk, key)))
-            else:
-                cond = and_(column.is_not(None), or_(greater(sort_col, value),
-                                                     and_(sort_col == value, greater(pk, key))))
-        elif is_null:
-            cond = and_(column.is_(None), greater(pk, key))
-        else:
-            cond = or_(column.is_(None), greater(sort_col, value),
-                       and_(sort_col == value, greater(pk, key)))
-        return stmt.where(cond if cond is not None else true())
-
-    def _decode_cursor(self, text: str, column: Any) -> tuple[bool, Any, Any]:
-        try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-            is_null, value, key = json.loads(raw)
-            field = next(f for f in self.fields if f.name == column.name)
-            converted = None if is_null else field.convert(value)
-            return bool(is_null), converted, self.pk_field.convert(key)
-        except (ValueError, TypeError, binascii.Error, Invalid, StopIteration):
-            raise BadRequest("The page cursor is not valid.") from None
-
-
-def _quote_id(pk: Any) -> str:
-    """Percent-encode a key for a URL path (most keys need nothing)."""
-    text = str(pk)
-    if text.isalnum() and text.isascii():
-        return text
-    return quote(text, safe="-._~")
+    def summary(self, environ: WSGIEnvironment, url: str) -> dict[str, Any]:
+        """What the project's front page shows of this collection (at ``url``): New, a row count."""
+        info: dict[str, Any] = {"new_url": None, "count": None}
+        if self.ext == "html" and self.serves("get_new_form"):
+            info["new_url"] = url + ";new_form"
+        if self.table is not None:
+            try:
+                info["count"] = self.rows(environ).count(limit=SUMMARY_COUNT_LIMIT)
+            except Exception:  # the front page must not fail for one collection
+                logger.exception("Could not count the rows of %s", self.table.name)
+        return info
 
 
 def _singular(title: str) -> str:
@@ -641,11 +437,3 @@ def _singular(title: str) -> str:
     if title.endswith("s") and not title.endswith("ss") and len(title) > 2:
         return title[:-1]
     return title
-
-
-class _Changed(HTTPException):
-    """Internal: the row changed since the client read it."""
-
-    def __init__(self, row: dict[str, Any]) -> None:
-        super().__init__("changed")
-        self.row = row

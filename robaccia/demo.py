@@ -11,7 +11,6 @@ The employees have these fields, as ``addmodelview`` takes them:
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 from robaccia import scaffold
@@ -37,12 +36,14 @@ def build(parent: Path, engine: str = "genshi", name: str = "myproject") -> Path
     parent.mkdir(parents=True, exist_ok=True)
     root = scaffold.create_project(name, parent, engine)
     scaffold.add_model_view(root, "employees", "html", FIELDS)
-    sys.path.insert(0, str(root))
     import datetime
 
+    from robaccia.project import load_project
+
+    project = load_project(root)
     dbconfig = importlib.import_module("dbconfig")
     table = importlib.import_module("models.employees").table
-    dbconfig.metadata.create_all(dbconfig.engine)
+    dbconfig.metadata.create_all(project.engine)
     rows = [
         {"name": n, "title": t, "office_number": o, "hired": datetime.date.fromisoformat(h),
          "remote": r}

@@ -51,20 +51,53 @@ class RobacciaError(Exception):
 
 
 def wants_json(environ: WSGIEnvironment) -> bool:
-    """Tell whether an error for this request should be problem+json."""
-    ext = environ.get("robaccia.ext")
+    """Tell whether an error for this request should be problem+json.
+
+    The collection's representation decides when one answered; before that
+    (a refused form, an id the route refuses), the collection the path names,
+    found through the project's routes; otherwise what the client asked for:
+    an ``Accept`` that prefers JSON, or a JSON body with no preference for HTML.
+    """
+    request = environ.get("robaccia.request")
+    ext = request.representation if request is not None else None
+    if ext is None and request is not None and request.project is not None:
+        ext = request.project.representation_for(environ)
     if ext is not None:
         return bool(ext == "json")
     accept = environ.get("HTTP_ACCEPT", "")
-    return "json" in accept and "html" not in accept
+    if accept:
+        from webob.acceptparse import create_accept_header
+
+        offers = create_accept_header(accept).acceptable_offers(
+            ["text/html", "application/json", "application/problem+json"])
+        if offers:
+            best, quality = offers[0]
+            html = next((q for o, q in offers if o == "text/html"), 0.0)
+            if best != "text/html" and quality > html:
+                return True
+            if "*/*" not in accept and "text/html" in [o for o, _ in offers]:
+                return False
+    ctype = str(environ.get("CONTENT_TYPE", "")).partition(";")[0].strip().lower()
+    return ctype == "application/json" or ctype.endswith("+json")
+
+
+def _urls(environ: WSGIEnvironment) -> tuple[str, str]:
+    """The site's home and stylesheet URLs for an error page (SCRIPT_NAME respected)."""
+    request = environ.get("robaccia.request")
+    if request is None:
+        return "/", "/static/robaccia.css"
+    try:
+        return request.script_root + "/", request.static_url("robaccia.css")
+    except ValueError:
+        return "/", "/static/robaccia.css"
 
 
 _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
-<link rel="stylesheet" href="/static/robaccia.css"></head>
-<body><header class="site"><div class="inner"><a href="/">Home</a></div></header>
+<link rel="stylesheet" href="{css}"></head>
+<body><header class="site"><div class="inner"><a href="{home}">Home</a></div></header>
 <main id="content"><h1>{title}</h1><p>{detail}</p></main></body></html>
 """
 
@@ -99,7 +132,9 @@ class HTTPException(RobacciaError):
                 problem["detail"] = self.detail
             problem.update(self.extra)
             return "application/problem+json", json.dumps(problem).encode()
-        page = _PAGE.format(title=escape(self.title), detail=escape(self.detail or self.title))
+        home, css = _urls(environ)
+        page = _PAGE.format(title=escape(self.title), detail=escape(self.detail or self.title),
+                            home=escape(home), css=escape(css))
         return "text/html; charset=utf-8", page.encode()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

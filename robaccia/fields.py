@@ -42,7 +42,20 @@ _FALSE = {"", "off", "false", "0", "no", "n", "f"}
 
 
 class Invalid(ValueError):
-    """A request value that its column cannot take; the message is for the user."""
+    """Values that cannot be written; the messages are for the user.
+
+    ``Invalid("Enter a number.")`` refuses one value (a converter's message);
+    ``Invalid({"name": "Taken.", None: "Check the form."})`` refuses fields by
+    name, ``None`` for the form as a whole.
+    """
+
+    def __init__(self, errors: str | Mapping[str | None, str]) -> None:
+        if isinstance(errors, str):
+            self.errors: dict[str | None, str] = {None: errors}
+            super().__init__(errors)
+        else:
+            self.errors = {k: str(v) for k, v in errors.items()}
+            super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in self.errors.items()))
 
 
 Converter = Callable[[Any], Any]

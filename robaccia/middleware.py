@@ -1,62 +1,83 @@
-"""The project middleware: CSRF, flash messages, security headers, error pages.
+"""The project's middlewares: small WSGI middlewares, one job each.
 
-``ProjectMiddleware(app, secret=...)`` wraps a project's dispatcher (the
-generated dispatcher.py does this). Per request it:
+A project lists them in ``settings.MIDDLEWARE``, outermost first; the project
+loader composes them around the routes (``run``, ``serve``, ``runtests`` and
+the test client all load a project the same way, so a ``dispatcher.py`` never
+has to). Without the setting, :data:`DEFAULT_MIDDLEWARE` applies:
 
-* rejects unsafe requests (POST, PUT, PATCH, DELETE) from other sites: an
-  ``Origin`` naming another site or ``Sec-Fetch-Site: cross-site`` is 403;
-* requires a valid CSRF token on them (form field ``_csrf`` or header
-  ``X-CSRF-Token``), checked on the method as sent, before any ``_method``
-  override; bodies sent as ``application/json`` need none, since a browser
-  cannot send them cross-site without CORS;
-* gives templates ``csrf_token`` and ``flashes`` and keeps both in signed,
-  HttpOnly, SameSite=Lax cookies;
-* adds X-Frame-Options, X-Content-Type-Options, Referrer-Policy and a
-  Content-Security-Policy to every response, error pages included;
-* turns an unhandled exception into a 500 page (a traceback page when
-  ``debug``; never any internals otherwise) and logs it.
+=============================  ===================================================
+:class:`ErrorPages`            an unhandled exception becomes a 500 page (a debug
+                               page under ``run``), logged; never internals
+:class:`SecurityHeaders`       X-Frame-Options, X-Content-Type-Options,
+                               Referrer-Policy and a Content-Security-Policy on
+                               every response, error pages included
+:class:`FlashMessages`         ``Request.flash()`` messages, kept in a signed cookie
+:class:`CSRFProtection`        refuses unsafe requests from other sites and POSTs
+                               without this browser's form token
+=============================  ===================================================
+
+Each takes the app it wraps and its options (``CSRFProtection(app, secret)``),
+and ``from_project(app, project)`` reads them from the project::
 
     >>> from robaccia.testing import call
     >>> def app(environ, start_response):
     ...     start_response('200 OK', [('Content-Type', 'text/plain')])
     ...     return [b'changed']
-    >>> guarded = ProjectMiddleware(app, secret='s' * 32)
-    >>> call(guarded, 'POST', '/things/', {'name': 'x'})[0]
+    >>> guarded = CSRFProtection(app, 's' * 32)
+    >>> call(guarded, 'POST', '/things/', {'name': 'x'}, headers={'Cookie': 'a=b'})[0]
     '403 Forbidden'
     >>> call(guarded, 'POST', '/things/', json={'name': 'x'})[2]
     b'changed'
+
+They cooperate through the :class:`~robaccia.request.Request`: the CSRF
+protection mints the form token a page asks for, the flash store reads and
+writes its cookie, and the headers they add are sent with whatever response
+the request gets.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import html
+import importlib
 import logging
-import re
 import secrets
 import sys
-import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from robaccia.errors import Forbidden, HTTPException, InternalServerError
-from robaccia.parsers import DEFAULT_LIMITS, FORM, JSON, MULTIPART, Limits, media_type, parse_body
+from robaccia.parsers import FORM, JSON, MULTIPART, media_type
+from robaccia.request import Request
+from robaccia.signing import Signer
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["ProjectMiddleware", "SECURITY_HEADERS", "csrf_token"]
+    from robaccia.project import Project
+
+__all__ = [
+    "CSRFProtection",
+    "DEFAULT_MIDDLEWARE",
+    "ErrorPages",
+    "FlashMessages",
+    "SECURITY_HEADERS",
+    "SecurityHeaders",
+    "compose",
+    "csrf_token",
+]
 
 logger = logging.getLogger(__name__)
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
-CHECKED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-CSRF_COOKIE = "robaccia_csrf"
-FLASH_COOKIE = "robaccia_flash"
-CSRF_FIELD = "_csrf"
-SECURITY_HEADERS = [
+#: The middlewares a project gets when its settings name none, outermost first.
+DEFAULT_MIDDLEWARE = (
+    "robaccia.middleware.ErrorPages",
+    "robaccia.middleware.SecurityHeaders",
+    "robaccia.middleware.FlashMessages",
+    "robaccia.middleware.CSRFProtection",
+)
+
+SECURITY_HEADERS = (
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "same-origin"),
@@ -65,126 +86,90 @@ SECURITY_HEADERS = [
         "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'self'; "
         "object-src 'none'",
     ),
-]
-_SECURITY_NAMES = {name.lower() for name, _ in SECURITY_HEADERS}
+)
 
 
-def _cookies(environ: WSGIEnvironment) -> dict[str, str]:
-    cached = environ.get("robaccia.cookies")
-    if cached is None:
-        cached = {}
-        for part in environ.get("HTTP_COOKIE", "").split(";"):
-            name, sep, value = part.strip().partition("=")
-            if sep and name not in cached:
-                cached[name] = value.strip('"')
-        environ["robaccia.cookies"] = cached
-    return cached  # type: ignore[no-any-return]
-
-
-_PLAIN_TEXT = re.compile(r"[A-Za-z0-9 .,_-]*")
-
-
-def _cookie_quote(message: str) -> str:
-    """Percent-encode a message for a cookie value (plain sentences take a shortcut)."""
-    if _PLAIN_TEXT.fullmatch(message):
-        return message.replace(" ", "%20").replace(",", "%2C")
-    return quote(message, safe="")
-
-
-#: How many verified cookies and tokens are remembered (then forgotten at once).
-MEMO_SIZE = 4096
-
-
-def _remember(memo: dict[str, str], key: str, value: str) -> None:
-    if len(memo) >= MEMO_SIZE:
-        memo.clear()
-    memo[key] = value
+def cookie_flags(secure: bool) -> str:
+    """The attributes of every cookie robaccia sets."""
+    return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
 
 
 def csrf_token(environ: WSGIEnvironment) -> str:
-    """Return the CSRF token for this browser, starting a cookie if needed."""
-    middleware: ProjectMiddleware | None = environ.get("robaccia.middleware")
-    if middleware is None:
-        return ""
-    return middleware.token_for(environ)
+    """Return this browser's CSRF token ("" without CSRF protection)."""
+    return Request.of(environ).csrf_token
 
 
-class ProjectMiddleware:
-    """Wrap an app with CSRF, flash messages, security headers and error pages.
+# --- CSRF ---------------------------------------------------------------------------------
 
-    :param app: the project's dispatcher.
-    :param secret: the project's secret key (signs cookies and tokens).
-    :param debug: show tracebacks on error pages (development only).
-    :param secure_cookies: mark cookies ``Secure`` (serve over HTTPS).
-    :param limits: body limits, also used by the model collections.
-    :param environ_defaults: extra environ keys set on every request.
-    :param ext_for: tells the representation (``"json"``) of the collection a
-        request addresses, so errors raised before it runs match it.
+_CHECKED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_EXPIRED = ("The form has expired or was not sent from this site. "
+            "Reload the page and try again.")
+_API = ("Send Content-Type: application/json with this request (an API client needs no "
+        "token), or submit the form from this site's pages.")
+
+
+class CSRFProtection:
+    """Refuse unsafe requests that another site could have made.
+
+    * an ``Origin`` naming another site, or ``Sec-Fetch-Site`` saying
+      ``cross-site`` or ``same-site``, is 403 on any unsafe method;
+    * a request with a body needs this browser's token (form field ``_csrf``
+      or header ``X-CSRF-Token``), checked on the method as sent, before any
+      ``_method`` override; unless the body is ``application/json``, which a
+      browser cannot send to another site without a CORS preflight;
+    * a request with no body and no cookies needs no token: it carries no
+      credentials to abuse, and browsers cannot send PUT, PATCH or DELETE to
+      another site without a preflight either.
+
+    The token is an HMAC of a random seed kept in a signed cookie.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        secret: str,
-        *,
-        debug: bool = False,
-        secure_cookies: bool = False,
-        limits: Limits = DEFAULT_LIMITS,
-        environ_defaults: dict[str, Any] | None = None,
-        ext_for: Callable[[WSGIEnvironment], str | None] | None = None,
-    ) -> None:
-        if not secret:
-            raise ValueError("ProjectMiddleware needs a secret key")
+    COOKIE = "robaccia_csrf"
+    FIELD = "_csrf"
+
+    def __init__(self, app: WSGIApplication, secret: str, *, secure_cookies: bool = False) -> None:
         self.app = app
-        self.key = hashlib.sha256(b"robaccia-cookies:" + secret.encode()).digest()
-        self.debug = debug
-        self.limits = limits
-        self.ext_for = ext_for
-        self.cookie_flags = "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure_cookies else "")
-        self.defaults = dict(environ_defaults or {})
-        self.defaults["robaccia.limits"] = limits
-        self.defaults["robaccia.middleware"] = self
-        self.defaults["robaccia.context"] = self.context
-        self._verified: dict[str, str] = {}
-        self._tokens: dict[str, str] = {}
+        self.signer = Signer(secret, "csrf")
+        self.flags = cookie_flags(secure_cookies)
 
-    # --- signing --------------------------------------------------------------
+    @classmethod
+    def from_project(cls, app: WSGIApplication, project: Project) -> CSRFProtection:
+        return cls(app, project.secret(), secure_cookies=project.secure_cookies)
 
-    def _sign(self, value: str) -> str:
-        mac = hmac.digest(self.key, value.encode(), "sha256").hex()[:32]
-        return f"{value}.{mac}"
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request.of(environ)
+        request.csrf = self
+        if not request.hooked:
+            start_response = request.hook(start_response)
+        if environ.get("REQUEST_METHOD") in _CHECKED_METHODS:
+            try:
+                self.check(request)
+            except HTTPException as refused:
+                return refused(environ, start_response)
+        return self.app(environ, start_response)
 
-    def _unsign(self, signed: str) -> str | None:
-        # PERF: a browser sends the same cookie on every request; its value,
-        # once verified, is remembered (only verified values, a bounded number).
-        value = self._verified.get(signed)
-        if value is not None:
-            return value
-        value, _, mac = signed.rpartition(".")
-        if value and hmac.compare_digest(self._sign(value), signed):
-            _remember(self._verified, signed, value)
-            return value
-        return None
+    @classmethod
+    def pair(cls, secret: str) -> tuple[str, str]:
+        """A fresh (cookie value, form token) pair, as a page gives a browser: for test clients."""
+        signer = Signer(secret, "csrf")
+        seed = secrets.token_urlsafe(24)
+        return signer.sign(seed), signer.mac("token:" + seed)
 
-    def _csrf_mac(self, seed: str) -> str:
-        token = self._tokens.get(seed)
-        if token is None:
-            token = hmac.digest(self.key, b"csrf:" + seed.encode(), "sha256").hex()
-            _remember(self._tokens, seed, token)
-        return token
-
-    # --- CSRF -------------------------------------------------------------------
-
-    def token_for(self, environ: WSGIEnvironment) -> str:
-        """Return this browser's form token (an HMAC of its CSRF cookie)."""
-        seed = environ.get("robaccia.csrf_seed") or self._unsign(_cookies(environ).get(CSRF_COOKIE, ""))
+    def token_for(self, request: Request) -> str:
+        """Return this browser's form token, starting its cookie if needed."""
+        seed = request.__dict__.get("_csrf_seed")
         if seed is None:
-            seed = secrets.token_urlsafe(24)
-            environ["robaccia.csrf_new"] = seed
-        environ["robaccia.csrf_seed"] = seed
-        return self._csrf_mac(seed)
+            seed = self.signer.unsign(request.cookie(self.COOKIE))
+            if seed is None:
+                seed = secrets.token_urlsafe(24)
+                value = self.signer.sign(seed)
+                request.add_header("Set-Cookie", f"{self.COOKIE}={value}{self.flags}")
+            request.__dict__["_csrf_seed"] = seed
+        return self.signer.mac("token:" + seed)
 
-    def _check_csrf(self, environ: WSGIEnvironment) -> None:
+    def check(self, request: Request) -> None:
+        """Raise Forbidden unless the request could only come from this site."""
+        environ = request.environ
         origin = environ.get("HTTP_ORIGIN")
         if origin is not None:
             host = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
@@ -195,99 +180,169 @@ class ProjectMiddleware:
         mtype = media_type(environ)
         if mtype == JSON:
             return
+        bodiless = environ.get("CONTENT_LENGTH", "") in ("", "0") and "HTTP_TRANSFER_ENCODING" not in environ
+        if bodiless and not environ.get("HTTP_COOKIE"):
+            return
         sent = environ.get("HTTP_X_CSRF_TOKEN")
         if sent is None and mtype in (FORM, MULTIPART):
-            sent = parse_body(environ, None, self.limits).get(CSRF_FIELD)
-        seed = self._unsign(_cookies(environ).get(CSRF_COOKIE, ""))
-        if not isinstance(sent, str) or seed is None:
-            raise Forbidden("The form has expired or was not sent from this site. "
-                            "Reload the page and try again.")
-        expected = self._csrf_mac(seed)
-        if not hmac.compare_digest(sent.encode("utf-8", "replace"), expected.encode()):
-            raise Forbidden("The form has expired or was not sent from this site. "
-                            "Reload the page and try again.")
+            sent = request.read_values().get(self.FIELD)
+        seed = self.signer.unsign(request.cookie(self.COOKIE))
+        if isinstance(sent, str) and seed is not None and hmac.compare_digest(
+                sent.encode("utf-8", "replace"), self.signer.mac("token:" + seed).encode()):
+            return
+        raise Forbidden(_EXPIRED if _from_a_browser(environ) else _API)
 
-    # --- flash messages ---------------------------------------------------------
 
-    def flashes(self, environ: WSGIEnvironment) -> list[str]:
-        """Return (and consume) the flash messages sent to this browser."""
-        signed = _cookies(environ).get(FLASH_COOKIE)
-        if not signed:
-            return []
-        environ["robaccia.flash_clear"] = True
-        raw = self._unsign(signed)
-        if raw is None:
-            return []
-        return [unquote(m) for m in raw.split("&") if m][:10]
+def _from_a_browser(environ: WSGIEnvironment) -> bool:
+    """Tell a browser's request (a page's form) from an API client's."""
+    if environ.get("HTTP_SEC_FETCH_MODE") or environ.get("HTTP_COOKIE"):
+        return True
+    return media_type(environ) in (FORM, MULTIPART) and "text/html" in environ.get("HTTP_ACCEPT", "")
 
-    def context(self, environ: WSGIEnvironment) -> dict[str, Any]:
-        """Return the variables every HTML template gets."""
-        return {
-            "csrf_token": self.token_for(environ),
-            "csrf_field": CSRF_FIELD,
-            "flashes": self.flashes(environ),
-        }
 
-    def _cookie_headers(self, environ: WSGIEnvironment) -> list[tuple[str, str]]:
-        headers = []
-        seed = environ.get("robaccia.csrf_new")
-        if seed:
-            headers.append(("Set-Cookie", f"{CSRF_COOKIE}={self._sign(seed)}{self.cookie_flags}"))
-        out = environ.get("robaccia.flash_out")
-        if out:
-            value = self._sign("&".join(_cookie_quote(m[:500]) for m in out[-10:]))
-            headers.append(("Set-Cookie", f"{FLASH_COOKIE}={value}{self.cookie_flags}"))
-        elif environ.get("robaccia.flash_clear"):
-            headers.append(("Set-Cookie", f"{FLASH_COOKIE}=; Max-Age=0{self.cookie_flags}"))
-        return headers
+# --- flash messages ---------------------------------------------------------------------------
 
-    # --- the request ------------------------------------------------------------
+
+class FlashMessages:
+    """Keep ``Request.flash()`` messages for the next page, in a signed cookie."""
+
+    COOKIE = "robaccia_flash"
+    #: At most this many messages, each cut to MAX_LENGTH characters.
+    MAX_MESSAGES = 10
+    MAX_LENGTH = 500
+
+    def __init__(self, app: WSGIApplication, secret: str, *, secure_cookies: bool = False) -> None:
+        self.app = app
+        self.signer = Signer(secret, "flash")
+        self.flags = cookie_flags(secure_cookies)
+
+    @classmethod
+    def from_project(cls, app: WSGIApplication, project: Project) -> FlashMessages:
+        return cls(app, project.secret(), secure_cookies=project.secure_cookies)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        environ.update(self.defaults)
+        request = Request.of(environ)
+        request.flash_store = self
+        request.before_send(self._send)
+        if not request.hooked:
+            start_response = request.hook(start_response)
+        return self.app(environ, start_response)
 
-        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            for name, _ in headers:
-                if name.lower() in _SECURITY_NAMES:
-                    headers = [h for h in headers if h[0].lower() not in _SECURITY_NAMES]
-                    break
-            # NOTE: a new list: the app's own list may be shared between responses.
-            headers = headers + SECURITY_HEADERS
-            if ("robaccia.csrf_new" in environ or "robaccia.flash_out" in environ
-                    or "robaccia.flash_clear" in environ):
-                headers.extend(self._cookie_headers(environ))
-                headers.append(("Cache-Control", "private, no-store"))
-                headers.append(("Vary", "Cookie"))
-            return start_response(status, headers, exc_info)
+    def read(self, request: Request) -> list[str]:
+        """Return the messages this browser was sent, and clear them."""
+        signed = request.cookie(self.COOKIE)
+        if not signed:
+            return []
+        request.__dict__["_flash_read"] = True
+        raw = self.signer.unsign(signed)
+        if raw is None:
+            return []
+        return [unquote(m) for m in raw.split("&") if m][: self.MAX_MESSAGES]
 
+    def _send(self, request: Request, headers: list[tuple[str, str]]) -> None:
+        out = request.flash_out
+        if out:
+            value = "&".join(quote(m[: self.MAX_LENGTH], safe="") for m in out[-self.MAX_MESSAGES:])
+            headers.append(("Set-Cookie", f"{self.COOKIE}={self.signer.sign(value)}{self.flags}"))
+            request.personal = True
+        elif request.__dict__.get("_flash_read"):
+            headers.append(("Set-Cookie", f"{self.COOKIE}=; Max-Age=0{self.flags}"))
+
+
+# --- headers and errors -----------------------------------------------------------------------
+
+
+class SecurityHeaders:
+    """Send the security headers on every response (the app's own are replaced)."""
+
+    def __init__(self, app: WSGIApplication, headers: Sequence[tuple[str, str]] = SECURITY_HEADERS) -> None:
+        self.app = app
+        self.headers = tuple(headers)
+        self._names = frozenset(name.lower() for name, _ in self.headers)
+
+    @classmethod
+    def from_project(cls, app: WSGIApplication, project: Project) -> SecurityHeaders:
+        return cls(app)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = Request.of(environ)
+        request.before_send(self._apply)
+        if not request.hooked:
+            start_response = request.hook(start_response)
+        return self.app(environ, start_response)
+
+    def _apply(self, request: Request, headers: list[tuple[str, str]]) -> None:
+        names = self._names
+        if any(name.lower() in names for name, _ in headers):
+            headers[:] = [h for h in headers if h[0].lower() not in names]
+        headers.extend(self.headers)
+
+
+class ErrorPages:
+    """Answer what the app raised: its HTTP error, or a 500 page for anything else.
+
+    :param debug: show the debug page (the exception, the user's code, the
+        traceback) instead of the plain 500 page. Only ``run`` turns it on.
+    """
+
+    def __init__(self, app: WSGIApplication, *, debug: bool = False) -> None:
+        self.app = app
+        self.debug = debug
+
+    @classmethod
+    def from_project(cls, app: WSGIApplication, project: Project) -> ErrorPages:
+        return cls(app, debug=project.debug)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
-            if environ.get("REQUEST_METHOD") in CHECKED_METHODS:
-                self._check_csrf(environ)
-            result = self.app(environ, respond)
+            return self.app(environ, start_response)
         except HTTPException as exc:
-            if "robaccia.ext" not in environ and self.ext_for is not None:
-                environ["robaccia.ext"] = self.ext_for(environ)
-            return exc(environ, respond)
+            return exc(environ, start_response)
         except Exception:
-            return self.error(environ, respond, sys.exc_info())
-        return result
+            return self.error(environ, start_response, sys.exc_info())
 
     def error(self, environ: WSGIEnvironment, start_response: StartResponse, exc_info: Any) -> Iterable[bytes]:
         """Log an unhandled exception and answer 500."""
-        logger.error("Unhandled error on %s %s", environ.get("REQUEST_METHOD"),
-                     environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), exc_info=exc_info)
+        from robaccia.debug import describe, render_page
+        from robaccia.util import loggable
+
+        summary = describe(exc_info[1])
+        logger.error("Unhandled error on %s %s%s", loggable(environ.get("REQUEST_METHOD", "")),
+                     loggable(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
+                     f": {summary}" if summary else "", exc_info=exc_info)
         if not self.debug:
             return InternalServerError()(
                 environ, lambda status, headers, _=None: start_response(status, headers, exc_info)
             )
-        text = "".join(traceback.format_exception(*exc_info))
-        page = (
-            "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title>"
-            "<link rel=\"stylesheet\" href=\"/static/robaccia.css\"></head><body><main>"
-            "<h1>500: unhandled exception</h1><p>This page is shown because the project runs "
-            "in debug mode.</p><pre class=\"traceback\">" + html.escape(text) + "</pre></main></body></html>"
-        ).encode()
+        page = render_page(environ, exc_info)
         start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),
                                                      ("Content-Length", str(len(page)))], exc_info)
         return [page]
 
+
+# --- composing -------------------------------------------------------------------------------
+
+
+def _load(spec: Any) -> Any:
+    if not isinstance(spec, str):
+        return spec
+    module, _, name = spec.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        from robaccia.errors import RobacciaError
+
+        raise RobacciaError(f"MIDDLEWARE names {spec!r}, which cannot be imported: {exc}") from exc
+
+
+def compose(app: WSGIApplication, middleware: Sequence[Any], project: Project) -> WSGIApplication:
+    """Wrap ``app`` in the middlewares (dotted names or classes), the first outermost.
+
+    A middleware with ``from_project(app, project)`` is built with it; any
+    other is called as ``middleware(app)``.
+    """
+    for spec in reversed(list(middleware)):
+        factory = _load(spec)
+        make = getattr(factory, "from_project", None)
+        app = make(app, project) if make is not None else factory(app)
+    return app

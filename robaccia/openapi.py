@@ -65,7 +65,8 @@ def _schema(field: Field, column: Any) -> dict[str, Any]:
     return schema
 
 
-def _collection(name: str, app: DefaultModelCollection) -> tuple[dict[str, Any], dict[str, Any]]:
+def _collection(name: str, app: DefaultModelCollection,
+                max_page_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     row_ref = {"$ref": f"#/components/schemas/{name}"}
     props = {f.name: _schema(f, app.columns[f.name]) for f in app.fields}
     writable = {k: v for k, v in props.items()
@@ -85,16 +86,14 @@ def _collection(name: str, app: DefaultModelCollection) -> tuple[dict[str, Any],
     unsafe = {"403": _problem("Refused: send Content-Type application/json from this site."),
               "413": _problem("Body too large."), "415": _problem("Not JSON."),
               "400": _problem("Malformed body.")}
-    handled = {m: getattr(app, h, None) for m, h in
-               (("list", "list"), ("create", "create"), ("retrieve", "retrieve"),
-                ("update", "update"), ("delete", "delete"))}
+    handled = {h: app.serves(h) for h in ("list", "create", "retrieve", "update", "delete")}
     collection: dict[str, Any] = {}
     if handled["list"]:
         collection["get"] = {
             "summary": f"List {name}",
             "parameters": [
                 {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": app.max_page_size}},
+                 "schema": {"type": "integer", "minimum": 1, "maximum": app.max_page_size or max_page_size}},
                 {"name": "sort", "in": "query", "schema": {"type": "string", "enum": sortable}},
                 {"name": "after", "in": "query", "schema": {"type": "string"},
                  "description": "The cursor of a page's last row (from `next`)."},
@@ -158,8 +157,12 @@ def _collection(name: str, app: DefaultModelCollection) -> tuple[dict[str, Any],
     return paths, schemas
 
 
-def document(title: str, views: Mapping[str, Any], version: str = "1") -> dict[str, Any]:
-    """Return the OpenAPI 3.1 document for the JSON model views among ``views``."""
+def document(title: str, views: Mapping[str, Any], version: str = "1",
+             max_page_size: int = 500) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document for the JSON model views among ``views``.
+
+    ``max_page_size`` is the project's, for collections that set none.
+    """
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {
         "Problem": {"type": "object", "required": ["title", "status"], "properties": {
@@ -169,7 +172,7 @@ def document(title: str, views: Mapping[str, Any], version: str = "1") -> dict[s
     }
     for name, app in sorted(views.items()):
         if isinstance(app, DefaultModelCollection) and app.ext == "json" and app.table is not None:
-            more_paths, more_schemas = _collection(name, app)
+            more_paths, more_schemas = _collection(name, app, max_page_size)
             paths.update(more_paths)
             schemas.update(more_schemas)
     return {"openapi": "3.1.0", "info": {"title": title, "version": version},

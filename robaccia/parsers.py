@@ -2,8 +2,9 @@
 
 Bodies are read once, with limits checked before anything is buffered, and
 parsed by their Content-Type: ``application/x-www-form-urlencoded`` and
-``application/json`` by the standard library (strictly: bad UTF-8 is a 400,
-not replacement characters), ``multipart/form-data`` by WebOb::
+``application/json`` by the standard library, ``multipart/form-data`` by the
+``multipart`` package (all three strictly: bad UTF-8 is a 400, never
+replacement characters)::
 
     >>> from robaccia.parsers import parse_body, Limits
     >>> from robaccia.testing import make_environ
@@ -44,6 +45,7 @@ __all__ = [
     "json_parser",
     "parse_body",
     "read_body",
+    "UploadedFile",
 ]
 
 FORM = "application/x-www-form-urlencoded"
@@ -94,9 +96,12 @@ def _read(stream: Any, size: int) -> bytes:
 
 def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Read the request body once, within ``limits``; later calls reuse it."""
-    cached = environ.get("robaccia.body")
+    from robaccia.request import Request
+
+    request = Request.of(environ)
+    cached: bytes | None = request.__dict__.get("_body")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     stream = environ.get("wsgi.input")
     raw_length = environ.get("CONTENT_LENGTH", "")
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
@@ -120,7 +125,7 @@ def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> byte
         body = _read(stream, length) if (length and stream is not None) else b""
         if len(body) < length:
             raise BadRequest("The request body is shorter than its Content-Length.")
-    environ["robaccia.body"] = body
+    request.__dict__["_body"] = body
     environ["wsgi.input"] = io.BytesIO(body)
     environ["CONTENT_LENGTH"] = str(len(body))
     return body
@@ -190,32 +195,54 @@ def _boundary(ctype: str) -> bytes:
     return b""
 
 
-def multipart_parser(environ: WSGIEnvironment, body: bytes, limits: Limits) -> dict[str, Any]:
-    """Parse multipart/form-data with WebOb; file parts keep their FieldStorage."""
-    import warnings
+class UploadedFile:
+    """A file part of a multipart form: its name, type and bytes."""
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from webob import Request
+    __slots__ = ("filename", "content_type", "data")
+
+    def __init__(self, filename: str, content_type: str, data: bytes) -> None:
+        self.filename = filename
+        self.content_type = content_type
+        self.data = data
+
+    @property
+    def file(self) -> io.BytesIO:
+        """The bytes, as a file to read."""
+        return io.BytesIO(self.data)
+
+    def __repr__(self) -> str:
+        return f"<UploadedFile {self.filename!r}, {len(self.data)} bytes>"
+
+
+def multipart_parser(environ: WSGIEnvironment, body: bytes, limits: Limits) -> dict[str, Any]:
+    """Parse multipart/form-data; a file part becomes an :class:`UploadedFile`."""
+    import multipart
 
     ctype = environ.get("CONTENT_TYPE", "")
     boundary = _boundary(ctype)
     if not boundary or len(boundary) > 200:
         raise BadRequest("The multipart body has no valid boundary.")
-    if body.count(b"--" + boundary) > limits.max_fields + 1:
-        raise PayloadTooLarge(f"The form has more than {limits.max_fields} parts.")
-    env = {
-        "REQUEST_METHOD": "POST",
-        "CONTENT_TYPE": ctype,
-        "CONTENT_LENGTH": str(len(body)),
-        "wsgi.input": io.BytesIO(body),
-        "QUERY_STRING": "",
-    }
+    values: dict[str, Any] = {}
     try:
-        parsed = Request(env).POST
-        return {key: value for key, value in parsed.items()}
-    except Exception as exc:  # the cgi parser raises many types on hostile input
+        parser = multipart.MultipartParser(
+            io.BytesIO(body), boundary.decode("latin-1"), len(body), charset="utf-8",
+            part_limit=limits.max_fields, memory_limit=max(limits.max_body, 1),
+            spool_limit=max(limits.max_body, 1), disk_limit=0,
+        )
+        for part in parser:
+            data = part.raw
+            if part.filename is not None:
+                values[part.name] = UploadedFile(part.filename, part.content_type or "", data)
+            else:
+                values[part.name] = data.decode("utf-8")
+            part.close()
+    except multipart.ParserLimitReached:
+        raise PayloadTooLarge(f"The form has more than {limits.max_fields} parts.") from None
+    except UnicodeDecodeError:
+        raise BadRequest("The form is not valid UTF-8.") from None
+    except (multipart.MultipartError, ValueError, LookupError) as exc:
         raise BadRequest("The multipart body could not be parsed.") from exc
+    return values
 
 
 _BY_TYPE: dict[str, Parser] = {FORM: form_parser, JSON: json_parser}
@@ -234,27 +261,34 @@ def media_type(environ: WSGIEnvironment) -> str:
 def parse_body(
     environ: WSGIEnvironment,
     default: Parser | None = None,
-    limits: Limits = DEFAULT_LIMITS,
+    limits: Limits | None = None,
 ) -> dict[str, Any]:
-    """Read and parse the body by its Content-Type; cached in the environ.
+    """Read and parse the body by its Content-Type, once per request.
 
-    ``default`` parses a body sent without a Content-Type.
+    ``default`` parses a body sent without a Content-Type. The request
+    remembers the values and whether they came from a form
+    (``Request.of(environ).is_form``).
     """
-    cached = environ.get("robaccia.form")
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
+    from robaccia.request import Request
+
+    return Request.of(environ).read_values(default, limits)
+
+
+def parse(
+    environ: WSGIEnvironment,
+    default: Parser | None = None,
+    limits: Limits | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """Parse the body by its Content-Type: the values, and whether it was a form."""
+    limits = limits or DEFAULT_LIMITS
     body = read_body(environ, limits)
     mtype = media_type(environ)
     if not body and mtype in ("", FORM, MULTIPART, JSON):
-        values: dict[str, Any] = {}
-    elif mtype == MULTIPART:
-        values = multipart_parser(environ, body, limits)
-    elif mtype in _BY_TYPE or (mtype.startswith("application/") and mtype.endswith("+json")):
-        values = _BY_TYPE.get(mtype, json_parser)(body, limits)
-    elif not mtype and default is not None:
-        values = default(body, limits)
-    else:
-        raise UnsupportedMediaType(f"Send {FORM}, {MULTIPART} or {JSON}.")
-    environ["robaccia.form"] = values
-    environ["robaccia.form_type"] = mtype or ("json" if default is json_parser else FORM)
-    return values
+        return {}, mtype in (FORM, MULTIPART) or (not mtype and default is not json_parser)
+    if mtype == MULTIPART:
+        return multipart_parser(environ, body, limits), True
+    if mtype in _BY_TYPE or (mtype.startswith("application/") and mtype.endswith("+json")):
+        return _BY_TYPE.get(mtype, json_parser)(body, limits), mtype == FORM
+    if not mtype and default is not None:
+        return default(body, limits), default is form_parser
+    raise UnsupportedMediaType(f"Send {FORM}, {MULTIPART} or {JSON}.")

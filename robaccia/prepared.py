@@ -24,12 +24,24 @@ key, an execution context, a ``CursorResult`` and ``Row`` objects) costs
 several times the query itself on SQLite. The pool is still SQLAlchemy's:
 checkout events, timeouts, pre-ping and invalidation behave as usual.
 
-Where the shortcut could behave differently from SQLAlchemy, it is not
-taken and the statement runs through ``Connection.execute``: engines with
-connection events or SQL echo, dialects other than SQLite, PostgreSQL and
-MySQL/MariaDB, and statements with parameters rendered at execution time.
-DB-API errors are raised as SQLAlchemy's exceptions, and a lost connection
-invalidates the pool, as ``Connection.execute`` would.
+This shortcut reads SQLAlchemy internals (the compiled statement's bind and
+result processors, the pool's invalidation), so it is taken only where the
+test suite shows it answers exactly as ``Connection.execute`` does
+(tests/test_prepared.py runs every case both ways):
+
+* SQLAlchemy of the minor versions in :data:`TESTED_SQLALCHEMY`;
+* the (dialect, driver) pairs in :data:`FAST_DRIVERS`;
+* engines with no execution options (``schema_translate_map``,
+  ``stream_results``, ``isolation_level``, ``compiled_cache``,
+  ``logging_token``... all take SQLAlchemy's path), no connection events and
+  no SQL echo;
+* statements with no parameters rendered at execution time.
+
+Anything else runs through ``Connection.execute``, and so does everything
+when the project sets ``SQL_FAST_PATH = False`` (or the environment
+``ROBACCIA_SQL_FAST_PATH=0``). DB-API errors are raised as SQLAlchemy's
+exceptions, and a lost connection invalidates the pool, as
+``Connection.execute`` would.
 """
 
 from __future__ import annotations
@@ -37,17 +49,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import sqlalchemy
 from sqlalchemy import exc as sa_exc
+
+from robaccia.database import DatabaseUnavailable, connection
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
     from sqlalchemy.sql import Executable
 
-__all__ = ["Prepared", "Outcome"]
+__all__ = ["FAST_DRIVERS", "Outcome", "Prepared", "TESTED_SQLALCHEMY", "fast_path_allowed"]
 
-#: Dialects whose execution the shortcut reproduces (their contexts convert
-#: results with the types' own processors, as the default context does).
-FAST_DIALECTS = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
+#: (dialect, driver) pairs whose execution the shortcut reproduces, as tested.
+FAST_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg"),
+                          ("mysql", "pymysql"), ("mariadb", "pymysql")})
+#: SQLAlchemy minor versions the both-ways tests ran on.
+TESTED_SQLALCHEMY = ("2.1",)
+
+
+def fast_path_allowed(engine: Engine) -> bool:
+    """Tell whether statements on ``engine`` may take the shortcut at all."""
+    if ".".join(sqlalchemy.__version__.split(".")[:2]) not in TESTED_SQLALCHEMY:
+        return False
+    dialect = engine.dialect
+    return (dialect.name, dialect.driver) in FAST_DRIVERS and not engine.get_execution_options()
 
 
 class Outcome:
@@ -69,9 +94,11 @@ class Prepared:
     :param autocommit: run reads (:meth:`all`, :meth:`first`) in driver
         autocommit mode (PostgreSQL: one round trip, no BEGIN/ROLLBACK);
         :meth:`execute` always runs in a transaction that commits.
+    :param fast: False runs every call through ``Connection.execute``.
     """
 
-    def __init__(self, engine: Engine, statement: Executable, *, autocommit: bool = False) -> None:
+    def __init__(self, engine: Engine, statement: Executable, *, autocommit: bool = False,
+                 fast: bool = True) -> None:
         self.engine = engine
         self.statement = statement
         dialect = engine.dialect
@@ -83,7 +110,7 @@ class Prepared:
         compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         self.sql: str = compiled.string
         binds = compiled.bind_names
-        self.fast = (dialect.name in FAST_DIALECTS
+        self.fast = (fast and fast_path_allowed(engine)
                      and not compiled.literal_execute_params
                      and not compiled.post_compile_params
                      and not compiled.insert_prefetch and not compiled.update_prefetch
@@ -134,8 +161,8 @@ class Prepared:
         engine = self.engine
         try:
             fairy = engine.raw_connection()
-        except self._error as exc:
-            self._raise(exc, None, None, None)
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError, self._error) as exc:
+            raise DatabaseUnavailable("The database cannot be reached.") from exc
         cursor = dbapi = None
         autocommit = self.autocommit and many is not None  # never for a write
         try:
@@ -219,14 +246,14 @@ class Prepared:
 
     def _through_sqlalchemy(self, params: dict[str, Any], many: bool | None) -> Any:
         if many is None:
-            with self.engine.begin() as conn:
+            with connection(self.engine, begin=True) as conn:
                 result = conn.execute(self.statement, params)
                 rows = [r._asdict() for r in result] if result.returns_rows else []
                 lastrowid = getattr(result, "lastrowid", None)
                 # NOTE: a statement with RETURNING reports no rowcount here
                 rowcount = len(rows) if rows and result.rowcount < 0 else result.rowcount
                 return Outcome(rowcount, lastrowid, rows)
-        with self._autocommit_engine.connect() as conn:
+        with connection(self._autocommit_engine) as conn:
             result = conn.execute(self.statement, params)
             if many:
                 return [r._asdict() for r in result]

@@ -1,23 +1,26 @@
-"""A robaccia project at run time: settings, views, static files, the front page.
+"""A robaccia project at run time: one loader that ``run``, ``serve``, ``runtests`` and the test client share.
 
-The generated ``dispatcher.py`` builds one :class:`Project` from its own
-folder and routes to it::
+:func:`load_project` finds a project folder, puts it on ``sys.path`` (the one
+place that does), reads ``settings.py`` and builds the WSGI app: the project's
+own routes (``dispatcher.py``'s ``app``) behind the built-in ones
+(``/static/``, ``/favicon.ico``, ``/openapi.json``; ``/`` and ``/<view>``
+when nothing else answers them), wrapped in the middlewares of
+``settings.MIDDLEWARE``. A ``dispatcher.py`` as short as the article's is
+enough::
 
-    project = Project(__file__)
-    routes = Dispatcher()
-    routes.add('/', GET=project.index)
-    routes.add('/static/{path:any}', GET=project.static)
-    routes.add('/{view:alnum}', GET=project.add_slash)
-    routes.add('/{view:alnum}/[{id:unreserved}][;{noun:unreserved}]', project.deferred_collection)
-    app = project.wsgi(routes)
+    from robaccia.wsgidispatcher import Dispatcher
+    from robaccia import deferred_collection
+    app = Dispatcher()
+    app.add('/{view:alnum}/[{id:unreserved}][;{noun:unreserved}]', deferred_collection)
 
-Settings come from the project's ``settings.py`` (all optional):
-``DEBUG``, ``SECRET_KEY``, ``TEMPLATE_ENGINE`` (``"genshi"`` or ``"jinja2"``),
-``MAX_BODY_SIZE``, ``MAX_FIELDS``, ``SECURE_COOKIES``.
+Settings (all optional): ``DEBUG``, ``SECRET_KEY``, ``TEMPLATE_ENGINE``,
+``MAX_BODY_SIZE``, ``MAX_FIELDS``, ``PAGE_SIZE``, ``MAX_PAGE_SIZE``,
+``SECURE_COOKIES``, ``MIDDLEWARE``, ``SQL_FAST_PATH``.
 
-A view is imported only when its name is alphanumeric and ``views/<name>.py``
-exists and defines ``app``, once per process; any other name is a 404 and
-imports nothing:
+A view is ``views/<name>.py``; it is imported the first time a request names
+it, and only if that file exists. A name that is not a view is a 404 that
+imports nothing; a view that cannot be imported, or defines no ``app``, is an
+error that says so (a debug page under ``run``):
 
     >>> from robaccia.testing import call, make_environ
     >>> env = make_environ('GET', '/os/', **{'wsgiorg.routing_args': ((), {'view': '__init__'})})
@@ -31,83 +34,103 @@ import importlib
 import importlib.util
 import logging
 import os
-import re
 import sys
 import threading
 import types
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robaccia.errors import NotFound, RobacciaError
-from robaccia.middleware import ProjectMiddleware
+from robaccia.errors import BadRequest, NotFound, RobacciaError
 from robaccia.parsers import Limits
-from robaccia.renderers import Templates
-from robaccia.wsgicollection import routing_vars
+from robaccia.request import Request, safe_root, site_path
+from robaccia.uritemplate import Template
+from robaccia.util import drop_body
+from robaccia.wsgidispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-__all__ = ["Project", "ProjectError", "deferred_collection"]
+    from sqlalchemy.engine import Engine
+
+    from robaccia.renderers import Templates
+
+__all__ = ["Project", "ProjectError", "ViewError", "deferred_collection", "find_root", "load_project"]
 
 logger = logging.getLogger(__name__)
 
-
-#: A top-level ``app`` in a view module: an assignment, a function, a class or an import.
-_DEFINES_APP = re.compile(r"^(?:app\s*(?::[^=\n]*)?=|def\s+app\b|class\s+app\b|from\s.+\bimport\b.*\bapp\b)", re.M)
 #: Longer names cannot be views (and would be too long for some file systems).
-_MAX_VIEW_NAME = 100
+MAX_VIEW_NAME = 100
+#: The first segment of a path, where a view's name would be.
+_FIRST_SEGMENT = Template("/{view:word}|")
+#: The files and folders that make a folder a project.
+MARKERS = ("views", "dispatcher.py")
 
 
 class ProjectError(RobacciaError):
     """The project folder or its settings are not usable."""
 
 
-def _view_name(environ: WSGIEnvironment) -> str:
-    view = (routing_vars(environ) or {}).get("view") or ""
-    if not (isinstance(view, str) and view.isascii() and view.isalnum()) or len(view) > _MAX_VIEW_NAME:
-        raise NotFound()
-    return view
+class ViewError(RobacciaError):
+    """A view file that cannot be served: it fails to import or defines no ``app``."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
-def _is_view_source(path: Path) -> bool:
-    """Tell whether a file is a view: it exists and defines ``app`` at top level.
+def is_view_name(name: Any) -> bool:
+    """Tell whether a routing ``view`` could name a file in views/."""
+    return (isinstance(name, str) and 0 < len(name) <= MAX_VIEW_NAME and name.isascii()
+            and (name.replace("_", "a").isalnum()) and not name.startswith("_"))
 
-    A module in views/ that defines no app (a helper) is not a collection: it
-    is a 404 and is never imported because of a request.
+
+def find_root(start: str | os.PathLike[str] = ".") -> Path:
+    """Return the project folder at or above ``start`` (as git finds its repository).
+
+    :raises ProjectError: when no folder above has views/ and dispatcher.py.
     """
-    return path.is_file() and bool(_DEFINES_APP.search(path.read_text(errors="replace")))
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if all((folder / m).exists() for m in MARKERS) and (folder / "views").is_dir():
+            return folder
+    raise ProjectError("This folder is not in a robaccia project (none above it has views/ and "
+                       "dispatcher.py): cd into one, or make one with robaccia-admin createproject.")
 
 
-def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-    """Call ``views.<view>.app``, importing the view on first use.
+#: The top-level names a project's modules import each other by.
+_PROJECT_MODULES = ("settings", "dbconfig", "dispatcher", "views", "models")
 
-    Uses the request's project when there is one; otherwise the ``views``
-    package on ``sys.path``. Unknown views are 404.
-    """
-    project: Project | None = environ.get("robaccia.project")
-    if project is not None:
-        return project.deferred_collection(environ, start_response)
-    try:
-        view = _view_name(environ)
-        if importlib.util.find_spec("views") is None:
-            raise NotFound()
-        spec = importlib.util.find_spec(f"views.{view}")
-        if spec is None or not spec.origin or not _is_view_source(Path(spec.origin)):
-            raise NotFound()
-        app = getattr(importlib.import_module(f"views.{view}"), "app", None)
-        if app is None:
-            raise NotFound()
-    except NotFound as exc:
-        return exc(environ, start_response)
-    return app(environ, start_response)  # type: ignore[no-any-return]
+
+def _claim_modules(root: Path) -> None:
+    """Forget modules of these names that another project loaded in this process."""
+    for name in list(sys.modules):
+        if name.partition(".")[0] not in _PROJECT_MODULES:
+            continue
+        module = sys.modules[name]
+        where = getattr(module, "__file__", None) or next(iter(getattr(module, "__path__", [])), "")
+        if where and not Path(where).resolve().is_relative_to(root):
+            del sys.modules[name]
+
+
+_projects: dict[Path, Project] = {}
+_projects_lock = threading.Lock()
+
+
+def load_project(root: str | os.PathLike[str] | None = None) -> Project:
+    """Return the project at (or above) ``root``, default the current folder; loaded once."""
+    folder = find_root(root if root is not None else ".")
+    with _projects_lock:
+        project = _projects.get(folder)
+        if project is None:
+            project = _projects[folder] = Project(folder)
+    return project
 
 
 class Project:
-    """The run-time side of a project folder.
+    """The run-time side of a project folder, and its WSGI app.
 
-    :param root: the project folder, or a file in it (``__file__`` of dispatcher.py).
+    :param root: the project folder.
     :param settings: the settings module (default: the project's settings.py).
     """
 
@@ -116,21 +139,30 @@ class Project:
         self.root = path.parent if path.is_file() else path
         if not (self.root / "views").is_dir():
             raise ProjectError(f"{self.root} is not a robaccia project (no views/ folder)")
-        if str(self.root) not in sys.path:
-            sys.path.insert(0, str(self.root))
+        # NOTE: the one place a project goes on sys.path: its settings, dbconfig,
+        # models and views import each other by these top-level names.
+        if str(self.root) in sys.path:
+            sys.path.remove(str(self.root))
+        sys.path.insert(0, str(self.root))
+        _claim_modules(self.root)
+        self.name = self.root.name
         self.settings = settings if settings is not None else self._load_settings()
         self.debug = bool(self.setting("DEBUG", False))
-        self.templates = Templates(str(self.root / "templates"),
-                                   self.setting("TEMPLATE_ENGINE", "genshi"), self.debug)
+        self.secure_cookies = bool(self.setting("SECURE_COOKIES", False))
         self.limits = Limits(int(self.setting("MAX_BODY_SIZE", 1024 * 1024)),
                              int(self.setting("MAX_FIELDS", 1000)))
+        self.page_size = int(self.setting("PAGE_SIZE", 50))
+        self.max_page_size = int(self.setting("MAX_PAGE_SIZE", 500))
         self.static_dir = os.path.realpath(self.root / "static")
+        self._templates: Templates | None = None
         self._views: dict[str, WSGIApplication] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._app: WSGIApplication | None = None
+        self._routes: WSGIApplication | None = None
+        self._engine: Engine | None = None
 
     def _load_settings(self) -> types.ModuleType | None:
-        file = self.root / "settings.py"
-        if not file.is_file():
+        if not (self.root / "settings.py").is_file():
             return None
         return importlib.import_module("settings")
 
@@ -138,67 +170,117 @@ class Project:
         """Return a setting from settings.py, or ``default``."""
         return getattr(self.settings, name, default)
 
-    # --- views -----------------------------------------------------------------
+    def secret(self) -> str:
+        """Return the project's secret key."""
+        key = os.environ.get("ROBACCIA_SECRET_KEY") or self.setting("SECRET_KEY", None)
+        if not key:
+            raise ProjectError("No SECRET_KEY: the project has no .secret_key file and "
+                               "ROBACCIA_SECRET_KEY is not set. Generate one with: "
+                               "robaccia-admin secretkey")
+        return str(key)
+
+    @property
+    def templates(self) -> Templates:
+        """The project's templates/ folder with its engine."""
+        if self._templates is None:
+            from robaccia.renderers import Templates
+
+            self._templates = Templates(str(self.root / "templates"),
+                                        self.setting("TEMPLATE_ENGINE", "genshi"), self.debug)
+        return self._templates
+
+    @property
+    def engine(self) -> Engine:
+        """The project's database engine (``dbconfig.engine``)."""
+        if self._engine is None:
+            dbconfig = importlib.import_module("dbconfig")
+            self._engine = dbconfig.engine
+        return self._engine
+
+    @property
+    def fast_sql(self) -> bool:
+        """Whether model collections may take the SQL fast path (``SQL_FAST_PATH``)."""
+        env = os.environ.get("ROBACCIA_SQL_FAST_PATH")
+        if env is not None:
+            return env != "0"
+        return bool(self.setting("SQL_FAST_PATH", True))
+
+    # --- views ---------------------------------------------------------------------
 
     def collections(self) -> list[str]:
-        """Return the names of the project's views, sorted."""
-        names = (p.stem for p in (self.root / "views").glob("*.py"))
-        return sorted(n for n in names if n.isascii() and n.isalnum())
+        """Return the names of the project's view files, sorted (read once)."""
+        names = self.__dict__.get("_collections")
+        if names is None:
+            names = sorted(p.stem for p in (self.root / "views").glob("*.py") if is_view_name(p.stem))
+            self.__dict__["_collections"] = names
+        return list(names)
 
     def view(self, name: str) -> WSGIApplication:
         """Return the app of ``views/<name>.py``, importing it once.
 
-        :raises NotFound: when the name is not an existing view.
+        :raises NotFound: when no view file has that name.
+        :raises ViewError: when the file cannot be imported or defines no ``app``.
         """
         app = self._views.get(name)
         if app is not None:
             return app
-        if not (name.isascii() and name.isalnum()) or len(name) > _MAX_VIEW_NAME:
-            raise NotFound()
-        if not _is_view_source(self.root / "views" / f"{name}.py"):
+        if not is_view_name(name) or not (self.root / "views" / f"{name}.py").is_file():
             raise NotFound()
         with self._lock:
             app = self._views.get(name)
             if app is None:
-                module = importlib.import_module(f"views.{name}")
-                app = getattr(module, "app", None)
-                if app is None:
-                    raise NotFound()
-                self._views[name] = app
+                app = self._views[name] = self._import_view(name)
         return app
+
+    def _import_view(self, name: str) -> WSGIApplication:
+        path = f"views/{name}.py"
+        try:
+            module = importlib.import_module(f"views.{name}")
+        except Exception as exc:
+            sys.modules.pop(f"views.{name}", None)
+            raise ViewError(f"{path} could not be imported: {type(exc).__name__}: {exc}",
+                            f"Fix {path}; the error is in the traceback below.") from exc
+        app = getattr(module, "app", None)
+        if app is None or not callable(app):
+            raise ViewError(f"{path} defines no app",
+                            f"A view module must define app, the collection that serves "
+                            f"/{name}/ (for example app = Collection(table)). Helpers belong "
+                            f"outside views/.")
+        return app  # type: ignore[no-any-return]
 
     def deferred_collection(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Route to the view named by the ``view`` routing argument."""
-        return self.view(_view_name(environ))(environ, start_response)
+        return self.view(Request.of(environ).view or "")(environ, start_response)
 
-    def ext_for(self, environ: WSGIEnvironment) -> str | None:
-        """Return the representation of the view a request's path names, if any."""
-        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        name = path.lstrip("/").partition("/")[0].partition(";")[0]
-        try:
-            return getattr(self.view(name), "ext", None)
-        except Exception:
-            return None
+    # --- the built-in pages ---------------------------------------------------------------
 
-    def not_found(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The router's 404: in the representation of the view the path names."""
-        raise NotFound()
-
-    def add_slash(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """Redirect ``/fred`` to ``/fred/`` when fred is a view."""
-        name = _view_name(environ)
-        self.view(name)
-        location = environ.get("SCRIPT_NAME", "") + "/"
-        start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0")])
-        return []
+    def template_context(self, request: Request) -> dict[str, Any]:
+        """The variables every page of the project gets: its name and collections."""
+        current = request.view
+        root = request.script_root
+        nav = [{"name": n, "title": n.replace("_", " ").capitalize(), "url": site_path(f"{root}/{n}/"),
+                "current": n == current} for n in self.collections()]
+        return {"project": self.name, "nav": nav}
 
     def index(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """List the project's collections."""
+        """The front page: each collection, with its New link and row count where known."""
         from robaccia.renderers import render
 
-        names = self.collections()
+        request = Request.of(environ)
+        collections = []
+        for entry in self.template_context(request)["nav"]:
+            info = dict(entry, new_url=None, count=None)
+            try:
+                app = self.view(entry["name"])
+            except (NotFound, ViewError):
+                collections.append(info)
+                continue
+            summary = getattr(app, "summary", None)
+            if summary is not None:
+                info.update(summary(environ, entry["url"]))
+            collections.append(info)
         return render(environ, start_response, "index.html",
-                      {"collections": names, "project": self.root.name})
+                      {"collections": collections, "title": self.name})
 
     def openapi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve the OpenAPI 3.1 document of the project's JSON collections."""
@@ -209,18 +291,15 @@ class Project:
         for name in self.collections():
             try:
                 views[name] = self.view(name)
-            except Exception:  # a broken view must not hide the others' document
+            except RobacciaError:  # a broken view must not hide the others' document
                 logger.exception("Could not load views/%s.py for /openapi.json", name)
-        body = to_json(document(self.root.name, views))
+        body = to_json(document(self.name, views, max_page_size=self.max_page_size))
         start_response("200 OK", [("Content-Type", "application/json"),
                                   ("Content-Length", str(len(body)))])
         return [body]
 
-    # --- static files ---------------------------------------------------------
-
-    def static(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def static(self, environ: WSGIEnvironment, start_response: StartResponse, rel: str) -> Iterable[bytes]:
         """Serve a file below static/, never anything outside it."""
-        rel = (routing_vars(environ) or {}).get("path") or ""
         parts = rel.split("/")
         if ("\x00" in rel or "\\" in rel or ":" in rel
                 or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
@@ -228,30 +307,144 @@ class Project:
         full = os.path.realpath(os.path.join(self.static_dir, *parts))
         if os.path.commonpath([full, self.static_dir]) != self.static_dir or not os.path.isfile(full):
             raise NotFound()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from webob.static import FileApp
+        from webob.static import FileApp
 
-        app = FileApp(full, cache_control="public, max-age=3600")
-        return app(environ, start_response)  # type: ignore[no-any-return]
+        return FileApp(full, cache_control="public, max-age=3600")(environ, start_response)  # type: ignore[no-any-return]
 
-    # --- the whole app ------------------------------------------------------------
+    def unrouted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """What answers when the project's routes match nothing: ``/``, ``/<view>`` or 404."""
+        request = Request.of(environ)
+        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[len(request.script_root):]
+        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if path in ("", "/"):
+                return self.index(environ, start_response)
+            name = path.strip("/")
+            if path == "/" + name and is_view_name(name):
+                self.view(name)
+                location = site_path(request.script_root + f"/{name}/")
+                start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0"),
+                                                         ("Cache-Control", "max-age=3600")])
+                return []
+        raise NotFound()
 
-    def secret(self) -> str:
-        """Return the project's secret key."""
-        key = os.environ.get("ROBACCIA_SECRET_KEY") or self.setting("SECRET_KEY", None)
-        if not key:
-            raise ProjectError("No SECRET_KEY: set it in settings.py or ROBACCIA_SECRET_KEY")
-        return str(key)
+    def representation_for(self, environ: WSGIEnvironment) -> str | None:
+        """The representation of the collection a request's path names, if one does.
 
-    def wsgi(self, app: WSGIApplication) -> ProjectMiddleware:
-        """Wrap the project's routes with the project middleware."""
-        return ProjectMiddleware(
-            app,
-            self.secret(),
-            debug=self.debug,
-            secure_cookies=bool(self.setting("SECURE_COOKIES", False)),
-            limits=self.limits,
-            environ_defaults={"robaccia.templates": self.templates, "robaccia.project": self},
-            ext_for=self.ext_for,
-        )
+        For errors raised before a collection answers: the project's routes
+        (or, when they match nothing, the path's first segment) name the
+        view, and a view file that exists tells its ``ext``.
+        """
+        request = Request.of(environ)
+        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[len(request.script_root):]
+        view = None
+        routes = self._routes
+        if isinstance(routes, Dispatcher):
+            found = routes.match(path, environ.get("REQUEST_METHOD", "GET"))
+            if found is not None:
+                view = found[2].get("view")
+        if view is None:
+            first = _FIRST_SEGMENT.match(path)
+            view = first["view"] if first else None
+        if not isinstance(view, str) or not is_view_name(view) or not (
+                self.root / "views" / f"{view}.py").is_file():
+            return None
+        try:
+            return getattr(self.view(view), "ext", None)
+        except RobacciaError:
+            return None
+
+    # --- the whole app -------------------------------------------------------------------
+
+    def _load_routes(self) -> WSGIApplication:
+        try:
+            module = importlib.import_module("dispatcher")
+        except Exception as exc:
+            if not self.debug:
+                raise
+            sys.modules.pop("dispatcher", None)
+            error = ViewError(f"dispatcher.py could not be imported: {type(exc).__name__}: {exc}",
+                              "Fix dispatcher.py; the development server reloads it when you save.")
+            error.__cause__ = exc
+
+            def broken(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+                raise error
+
+            return broken
+        app = getattr(module, "app", None)
+        if app is None:
+            raise ProjectError("dispatcher.py defines no app (the project's routes, a Dispatcher).")
+        return app  # type: ignore[no-any-return]
+
+    def build(self) -> Project:
+        """Load the routes and middlewares now (a server does, to fail at start); return self."""
+        self._chain()
+        return self
+
+    def _chain(self) -> WSGIApplication:
+        """The routes wrapped in the project's middlewares (built on first use)."""
+        if self._app is None:
+            with self._lock:
+                if self._app is None:
+                    from robaccia.middleware import DEFAULT_MIDDLEWARE, compose
+
+                    self._routes = self._load_routes()
+                    middleware = self.setting("MIDDLEWARE", DEFAULT_MIDDLEWARE)
+                    self._app = compose(self._route, middleware, self)
+        return self._app
+
+    def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/static/") or path == "/favicon.ico":
+            rel = path[len("/static/"):] if path.startswith("/static/") else "favicon.ico"
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                from robaccia.errors import MethodNotAllowed
+
+                raise MethodNotAllowed(["GET", "HEAD"])
+            return self.static(environ, start_response, rel)
+        if path == "/openapi.json" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self.openapi(environ, start_response)
+        return self._routes(environ, start_response)  # type: ignore[misc]
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Answer a request: the project is a WSGI application."""
+        app = self._app or self._chain()
+        request = Request(environ)
+        request.project = self
+        script = environ.get("SCRIPT_NAME", "")
+        environ["robaccia.unrouted"] = self.unrouted
+        respond = request.hook(start_response)
+        if script and not safe_root(script):
+            request.script_root = ""
+            return BadRequest("The request's SCRIPT_NAME is not a plain path.")(environ, respond)
+        request.script_root = script
+        result = app(environ, respond)
+        if environ.get("REQUEST_METHOD") == "HEAD":
+            return drop_body(result)
+        return result
+
+
+def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    """Call ``views.<view>.app``, importing the view on first use (the Gloves name).
+
+    Uses the request's project when there is one; otherwise the ``views``
+    package on ``sys.path``. Unknown views are 404.
+    """
+    project = Request.of(environ).project
+    if project is not None:
+        return project.deferred_collection(environ, start_response)
+    try:
+        view = Request.of(environ).view
+        if not is_view_name(view):
+            raise NotFound()
+        spec = importlib.util.find_spec("views")
+        if spec is None or not spec.submodule_search_locations:
+            raise NotFound()
+        folder = next(iter(spec.submodule_search_locations))
+        if not os.path.isfile(os.path.join(folder, f"{view}.py")):
+            raise NotFound()
+        app = getattr(importlib.import_module(f"views.{view}"), "app", None)
+        if app is None:
+            raise ViewError(f"views/{view}.py defines no app", "A view module must define app.")
+    except NotFound as exc:
+        return exc(environ, start_response)
+    return app(environ, start_response)  # type: ignore[no-any-return]

@@ -14,9 +14,9 @@ the variables, ``.html`` renders the template with the project's engine
     ('200 OK', [('Content-Type', 'application/json'), ('Content-Length', '8')], b'{"a": 1}')
 
 HTML templates are found at ``<template folder>/<view>/<handler>.html``. The
-folder and engine come from the :class:`Templates` object in
-``environ['robaccia.templates']`` (the project puts it there), or from the one
-given to :func:`configure`.
+folder and engine come from the request's :class:`Templates` (the project's),
+or from the one given to :func:`configure`. Under debug, a Jinja2 variable the
+template uses but nobody defined is an error, as it always is in Genshi.
 """
 
 from __future__ import annotations
@@ -110,7 +110,9 @@ class Templates:
             autoescape=True,
             auto_reload=self.debug,
             cache_size=400,
-            undefined=jinja2.ChainableUndefined,
+            # NOTE: typos are loud while developing; in production a missing
+            # variable renders empty, as Jinja2's default does.
+            undefined=jinja2.StrictUndefined if self.debug else jinja2.ChainableUndefined,
         )
         self.jinja_env = env
 
@@ -156,17 +158,19 @@ def render(
     """Render ``vars`` as the representation ``template_file``'s extension names.
 
     ``.json`` serialises ``vars``; anything else renders an HTML template with
-    ``vars`` plus the request's template context (``csrf_token``,
-    ``flashes``, ...) from ``environ['robaccia.context']``.
+    the request's template context (``csrf_token``, ``flashes``, ``url_for``,
+    ...) under ``vars``.
     """
     ext = template_file.rpartition(".")[2]
     if ext == "json":
         body = to_json(vars)
         content_type = CONTENT_TYPES["json"]
     else:
-        templates: Templates = environ.get("robaccia.templates") or _default_templates()
-        context_factory = environ.get("robaccia.context")
-        context = dict(context_factory(environ)) if context_factory else {}
+        from robaccia.request import Request
+
+        request = Request.of(environ)
+        templates: Templates = request.templates or _default_templates()
+        context = request.template_context()
         context.update(vars)
         body = templates.render(template_file, context)
         content_type = CONTENT_TYPES["html"]

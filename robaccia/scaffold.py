@@ -45,7 +45,11 @@ __all__ = [
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 REPRESENTATIONS = ("html", "json")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
-_VIEW = re.compile(r"[a-z][a-z0-9]*\Z")
+_VIEW = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*\Z")
+#: The longest view name (the URL's first segment, and a module name).
+MAX_VIEW_NAME = 60
+#: Names the project's own routes take: a view so named could never be reached.
+RESERVED_VIEWS = {"static"}
 
 
 class ScaffoldError(RobacciaError):
@@ -56,19 +60,18 @@ class ScaffoldError(RobacciaError):
 class _Type:
     sqlalchemy: str  # the type expression written into the model
     imports: tuple[str, ...]
-    sample: Any
 
 
 #: Field types for ``addmodelview NAME field:type[:option...]``.
 FIELD_TYPES: dict[str, _Type] = {
-    "string": _Type("String({length})", ("String",), "Sample {name}"),
-    "text": _Type("Text", ("Text",), "Some text about {name}"),
-    "integer": _Type("Integer", ("Integer",), 42),
-    "float": _Type("Float", ("Float",), 1.5),
-    "decimal": _Type("Numeric(12, 2)", ("Numeric",), "12.50"),
-    "boolean": _Type("Boolean", ("Boolean",), True),
-    "date": _Type("Date", ("Date",), "2024-01-31"),
-    "datetime": _Type("DateTime", ("DateTime",), "2024-01-31T09:30:00"),
+    "string": _Type("String({length})", ("String",)),
+    "text": _Type("Text", ("Text",)),
+    "integer": _Type("Integer", ("Integer",)),
+    "float": _Type("Float", ("Float",)),
+    "decimal": _Type("Numeric(12, 2)", ("Numeric",)),
+    "boolean": _Type("Boolean", ("Boolean",)),
+    "date": _Type("Date", ("Date",)),
+    "datetime": _Type("DateTime", ("DateTime",)),
 }
 OPTIONS = ("required", "unique")
 
@@ -91,12 +94,6 @@ class FieldSpec:
         if self.unique:
             args.append("unique=True")
         return f"    Column({', '.join(args)}),\n"
-
-    def sample(self) -> Any:
-        value = FIELD_TYPES[self.type].sample
-        if isinstance(value, str) and self.type in ("string", "text"):
-            value = value.format(name=self.name.replace("_", " "))[: self.length]
-        return value
 
 
 def parse_field(spec: str) -> FieldSpec:
@@ -131,20 +128,20 @@ def _render(template: Path, values: dict[str, Any]) -> str:
     return string.Template(template.read_text()).substitute(values)
 
 
-def _write_all(files: dict[Path, str]) -> list[Path]:
+def _write_all(files: dict[Path, str | bytes]) -> list[Path]:
     """Write every file, or none if any exists already."""
     for path in files:
         if path.exists():
             raise ScaffoldError(f"Will not overwrite already existing file: '{path}' already exists.")
-    for path, text in files.items():
+    for path, content in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "x", encoding="utf-8") as out:
-            out.write(text)
+        with open(path, "xb") as out:
+            out.write(content.encode("utf-8") if isinstance(content, str) else content)
     return list(files)
 
 
-def _tree(source: Path, target: Path, values: dict[str, Any]) -> dict[Path, str]:
-    files = {}
+def _tree(source: Path, target: Path, values: dict[str, Any]) -> dict[Path, str | bytes]:
+    files: dict[Path, str | bytes] = {}
     for path in sorted(source.rglob("*")):
         if path.is_dir() or "__pycache__" in path.parts:
             continue
@@ -155,7 +152,7 @@ def _tree(source: Path, target: Path, values: dict[str, Any]) -> dict[Path, str]
         elif name.endswith("-tpl"):
             files[target / rel.parent / name[: -len("-tpl")]] = _render(path, values)
         else:
-            files[target / rel] = path.read_text()
+            files[target / rel] = path.read_bytes()  # copied verbatim (binary files too)
     return files
 
 
@@ -185,19 +182,18 @@ def create_project(name: str, parent: str | os.PathLike[str] = ".", engine: str 
 
 
 def find_project(start: str | os.PathLike[str] = ".") -> Path:
-    """Return the project folder at ``start``.
+    """Return the project folder at or above ``start`` (as git finds its repository).
 
-    :raises ScaffoldError: when it is not a project folder.
+    :raises ScaffoldError: when no folder above is a project.
     """
-    root = Path(start).resolve()
-    for needed in ("views", "templates"):
-        if not (root / needed).is_dir():
-            raise ScaffoldError(
-                f"Can't find the sub-directory '{needed}': run this inside a project folder "
-                "(made by robaccia-admin createproject)."
-            )
-    if not (root / "dispatcher.py").is_file():
-        raise ScaffoldError("Can't find dispatcher.py: run this inside a project folder.")
+    from robaccia.project import ProjectError, find_root
+
+    try:
+        root = find_root(start)
+    except ProjectError as exc:
+        raise ScaffoldError(str(exc)) from None
+    if not (root / "templates").is_dir():
+        raise ScaffoldError(f"{root} has no templates/ folder: it is not a complete robaccia project.")
     return root
 
 
@@ -214,17 +210,27 @@ def project_engine(root: Path) -> str:
 def _check_view(root: Path, name: str, kind: str) -> None:
     if not name:
         raise ScaffoldError("Missing required parameter <name>.")
-    if not _VIEW.match(name) or keyword.iskeyword(name):
+    if keyword.iskeyword(name):
+        raise ScaffoldError(f"'{name}' is a Python keyword, so it cannot name a module: "
+                            f"try '{name}s' or 'my_{name}'.")
+    if not _VIEW.match(name):
         raise ScaffoldError(
-            f"'{name}' is not a valid view name: use lowercase letters and digits, starting "
-            "with a letter (it is the first segment of the URL)."
+            f"'{name}' is not a valid view name: use lowercase letters, digits and single "
+            "underscores, starting with a letter (it is the first segment of the URL: "
+            "office_locations serves /office_locations/)."
         )
+    if len(name) > MAX_VIEW_NAME:
+        raise ScaffoldError(f"'{name}' is too long for a view name: use at most {MAX_VIEW_NAME} "
+                            "characters (it is the first segment of the URL).")
+    if name in RESERVED_VIEWS:
+        raise ScaffoldError(f"'{name}' cannot be a view: /{name}/ is where the project serves "
+                            "its static files. Choose another name.")
     if kind not in REPRESENTATIONS:
         raise ScaffoldError(f"{kind} is not a valid representation type (use html or json).")
 
 
 def _class_name(name: str) -> str:
-    return name[:1].upper() + name[1:]
+    return "".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 
 def add_view(root: str | os.PathLike[str], name: str, kind: str = "html") -> list[Path]:
@@ -234,7 +240,8 @@ def add_view(root: str | os.PathLike[str], name: str, kind: str = "html") -> lis
     engine = project_engine(root)
     values = {"name": name, "type": kind, "class_name": _class_name(name),
               "content_type": "text/html" if kind == "html" else "application/json"}
-    files = {root / "views" / f"{name}.py": _render(TEMPLATES / "addview" / "view.py-tpl", values)}
+    files: dict[Path, str | bytes] = {
+        root / "views" / f"{name}.py": _render(TEMPLATES / "addview" / "view.py-tpl", values)}
     if kind == "html":
         for page in ("list.html", "retrieve.html"):
             files[root / "templates" / name / page] = (TEMPLATES / engine / "addview" / page).read_text()
@@ -274,21 +281,17 @@ def add_model_view(
     imports = {"Column", "Integer", "Table"}
     for spec in specs:
         imports.update(FIELD_TYPES[spec.type].imports)
-    sample = {spec.name: spec.sample() for spec in specs}
     values = {
         "name": name,
         "type": kind,
         "class_name": _class_name(name),
         "imports": ", ".join(sorted(imports)),
         "columns": "".join(spec.column() for spec in specs),
-        "sample": repr(sample),
-        "unique": repr({s.name: s.type for s in specs if s.unique}),
-        # Pages show dates, times and numbers formatted; only text is shown as sent.
-        "shown": repr([s.name for s in specs if s.type in ("string", "text")]),
         "form_handlers": _FORM_HANDLERS.format(name=name) if kind == "html" else "",
+        "ext_arg": ', ext="json"' if kind == "json" else "",
     }
     engine = project_engine(root)
-    files = {
+    files: dict[Path, str | bytes] = {
         root / "views" / f"{name}.py": _render(TEMPLATES / "addmodelview" / "view.py-tpl", values),
         root / "models" / f"{name}.py": _render(TEMPLATES / "addmodelview" / "model.py-tpl", values),
     }

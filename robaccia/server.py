@@ -13,7 +13,6 @@ setting). ``python -m robaccia.server ROOT HOST PORT`` is the child.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import logging.config
 import os
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from robaccia.errors import RobacciaError
+from robaccia.util import is_loopback
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -41,16 +41,6 @@ request_log = logging.getLogger("robaccia.request")
 
 class ServerError(RobacciaError):
     """The server cannot start."""
-
-
-def is_loopback(host: str) -> bool:
-    """Tell whether a bind address only accepts local connections."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_port(host: str, port: int) -> None:
@@ -78,12 +68,10 @@ def configure_logging(root: Path) -> None:
 
 
 def load_app(root: Path) -> WSGIApplication:
-    """Import the project's dispatcher and return its app."""
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    import dispatcher
+    """Load the project (routes, middlewares) and return it as a WSGI app."""
+    from robaccia.project import load_project
 
-    return dispatcher.app  # type: ignore[no-any-return]
+    return load_project(root).build()
 
 
 #: Seconds a stopping server waits for the requests it is still answering.
@@ -174,9 +162,6 @@ def run(root: Path, host: str = "127.0.0.1", port: int = 8080, reload: bool = Tr
     command = [sys.executable, "-m", "robaccia.server", str(root), host, str(port)]
     if not reload:
         os.environ.update(env)
-        # settings.py reads ROBACCIA_DEBUG when imported (the CLI may have imported
-        # it already, to read RUN_HOST): import it again, in debug mode.
-        sys.modules.pop("settings", None)
         serve_forever(root, host, port)
         print("Stopped.")
         return
@@ -216,7 +201,7 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, workers: int | 
     check_port(host, port)
     workers = workers or (os.cpu_count() or 1) * 2 + 1
     (root / "logs").mkdir(exist_ok=True)
-    env = dict(os.environ, ROBACCIA_DEBUG="0")
+    env = dict(os.environ, ROBACCIA_DEBUG="0", ROBACCIA_PROJECT=str(root))
     command = [
         sys.executable, "-m", "gunicorn",
         "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
@@ -226,7 +211,7 @@ def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, workers: int | 
         "--access-logfile", "-",
         "--error-logfile", "-",
         "--graceful-timeout", "10",
-        "dispatcher:app",
+        "robaccia.wsgi:application",
     ]
     print(f"Serving {root.name} with gunicorn on http://{host}:{port}/ "
           f"({workers} workers). Press Ctrl-C to stop.", flush=True)

@@ -19,17 +19,19 @@ request                     handler
 
 With a noun the handler is ``<method>_<noun>`` whether or not there is an
 id. These names are the collection protocol, fixed here. Handlers take
-``(environ, start_response)``; what they need to know about the request is in
-the environ (``robaccia.id``, ``robaccia.noun``, ``robaccia.handler``), never
-on ``self``, so one instance serves many threads::
+``(environ, start_response)``; what they need to know about the request is on
+its :class:`~robaccia.request.Request` (``Request.of(environ)``: ``id``,
+``noun``, ``handler``), never on ``self``, so one instance serves many
+threads::
 
     >>> from robaccia.wsgicollection import Collection
     >>> from robaccia.wsgidispatcher import Dispatcher
+    >>> from robaccia.request import Request
     >>> from robaccia.testing import call
     >>> class People(Collection):
     ...     def retrieve(self, environ, start_response):
     ...         start_response('200 OK', [('Content-Type', 'text/plain')])
-    ...         return [b'person ' + environ['robaccia.id'].encode()]
+    ...         return [b'person ' + Request.of(environ).id.encode()]
     >>> d = Dispatcher()
     >>> d.add('/people/[{id:unreserved}][;{noun:unreserved}]', People())
     >>> call(d, 'GET', '/people/7')[2]
@@ -41,6 +43,12 @@ on ``self``, so one instance serves many threads::
 A resource with no handler for the method is 405 with ``Allow`` (the 2007
 code answered 404); a name with no handler at all is 404. HEAD is served by
 the GET handler without a body; OPTIONS answers with ``Allow``.
+
+A class is served the handlers it defines, and those its own base classes
+define; robaccia's default collections define a default for each protocol
+name, which a subclass serves only if it names the handler itself (even as a
+stub that returns None): delete the method, and the URI is no longer served.
+Used directly, without a subclass, a default collection serves all of them.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import HTTPException, MethodNotAllowed, NotFound
+from robaccia.request import Request
 from robaccia.util import drop_body
 
 if TYPE_CHECKING:
@@ -74,6 +83,20 @@ def routing_vars(environ: WSGIEnvironment) -> dict[str, Any] | None:
     return environ.get("selector.vars")
 
 
+def _served(cls: type) -> set[str]:
+    """The public methods of ``cls`` that URIs reach (see the module docstring)."""
+    direct = bool(cls.__dict__.get("_robaccia_library"))
+    served = set()
+    for name in dir(cls):
+        if name.startswith("_") or not callable(getattr(cls, name, None)):
+            continue
+        owner = next((k for k in cls.__mro__ if name in k.__dict__), None)
+        if owner is not None and owner.__dict__.get("_robaccia_library") and not direct:
+            continue  # a library default the subclass did not ask for
+        served.add(name)
+    return served
+
+
 class Collection:
     """A WSGI application dispatching to handler methods by method, id and noun."""
 
@@ -86,10 +109,7 @@ class Collection:
         cls = type(self)
         table = cls.__dict__.get("_robaccia_handlers")
         if table is None:
-            public = set()
-            for name in dir(cls):
-                if not name.startswith("_") and callable(getattr(cls, name, None)):
-                    public.add(name)
+            public = self._serve(_served(cls))
             nouns: dict[str, dict[str, str]] = {}
             ordered = sorted(public)
             for method in NOUN_METHODS:
@@ -107,6 +127,16 @@ class Collection:
             cls._robaccia_handlers = table  # type: ignore[attr-defined]
         return table
 
+    def _serve(self, names: set[str]) -> set[str]:
+        """Choose, among the public methods, the handlers to serve (all, here)."""
+        return names
+
+    def serves(self, name: str) -> bool:
+        """Tell whether a handler name is served by this collection."""
+        table: Any = self._handlers()
+        return (name in table[False].values() or name in table[True].values()
+                or any(name in by_method.values() for by_method in table["nouns"].values()))
+
     def _candidates(self, id: str | None, noun: str | None) -> dict[str, str]:
         """Map each method this resource handles to its handler name."""
         table = self._handlers()
@@ -117,17 +147,13 @@ class Collection:
     def resolve(self, environ: WSGIEnvironment) -> str | None:
         """Choose the handler name for a request, or None for OPTIONS.
 
-        Sets ``robaccia.id``, ``robaccia.noun`` and ``robaccia.handler``.
+        Sets the request's ``handler``.
 
         :raises NotFound: when nothing handles this id and noun.
         :raises MethodNotAllowed: when other methods do.
         """
-        url_vars = routing_vars(environ) or {}
-        id = url_vars.get("id") or None
-        noun = url_vars.get("noun") or None
-        environ["robaccia.id"] = id
-        environ["robaccia.noun"] = noun
-        handlers = self._candidates(id, noun)
+        request = Request.of(environ)
+        handlers = self._candidates(request.id, request.noun)
         if not handlers:
             raise NotFound()
         method = environ.get("REQUEST_METHOD", "GET")
@@ -136,10 +162,10 @@ class Collection:
         name = handlers.get(method)
         if name is None:
             if method == "OPTIONS":
-                environ["robaccia.handler"] = None
+                request.handler = None
                 return None
             raise MethodNotAllowed(_allow(handlers))
-        environ["robaccia.handler"] = name
+        request.handler = name
         return name
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -161,7 +187,8 @@ class Collection:
         """Resolve the handler, call it and finish its result."""
         name = self.resolve(environ)
         if name is None:
-            allow = _allow(self._candidates(environ["robaccia.id"], environ["robaccia.noun"]))
+            request = Request.of(environ)
+            allow = _allow(self._candidates(request.id, request.noun))
             start_response("200 OK", [("Allow", ", ".join(allow)), ("Content-Length", "0")])
             return []
         result = getattr(self, name)(environ, start_response)

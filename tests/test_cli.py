@@ -22,8 +22,8 @@ from support import admin, project_env
 from robaccia import scaffold
 from robaccia.cli import main
 
-OUTSIDE = ("Error: Can't find the sub-directory 'views': run this inside a project folder "
-           "(made by robaccia-admin createproject).")
+OUTSIDE = ("Error: This folder is not in a robaccia project (none above it has views/ and "
+           "dispatcher.py): cd into one, or make one with robaccia-admin createproject.")
 MISSING_NAME = "Error: Missing required parameter <name>."
 COMMANDS = ["addmodelview", "addview", "check", "commands", "createdb", "createproject", "demo",
             "help", "run", "runtests", "serve"]
@@ -79,8 +79,7 @@ def test_a_folder_with_views_but_no_dispatcher_is_not_a_project(
     (tmp_path / "views").mkdir()
     (tmp_path / "templates").mkdir()
     monkeypatch.chdir(tmp_path)
-    assert_one_line_error(invoke("addview", "fred"),
-                          "Error: Can't find dispatcher.py: run this inside a project folder.")
+    assert_one_line_error(invoke("addview", "fred"), OUTSIDE)
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -112,19 +111,25 @@ def test_createproject_refuses(args: list[str], message: str, tmp_path: Path,
 
 
 def _bad_view(name: str) -> str:
-    return (f"Error: '{name}' is not a valid view name: use lowercase letters and digits, "
-            "starting with a letter (it is the first segment of the URL).")
+    return (f"Error: '{name}' is not a valid view name: use lowercase letters, digits and single "
+            "underscores, starting with a letter (it is the first segment of the URL: "
+            "office_locations serves /office_locations/).")
 
 
 @pytest.mark.parametrize("command", ["addview", "addmodelview"])
 @pytest.mark.parametrize(("name", "message"), [
     ("", MISSING_NAME),
     ("Fred", _bad_view("Fred")),
-    ("fr_ed", _bad_view("fr_ed")),
+    ("fr__ed", _bad_view("fr__ed")),
+    ("fred_", _bad_view("fred_")),
     ("1x", _bad_view("1x")),
-    ("for", _bad_view("for")),
+    ("for", "Error: 'for' is a Python keyword, so it cannot name a module: try 'fors' or 'my_for'."),
     ("fred.py", _bad_view("fred.py")),
     ("../up", _bad_view("../up")),
+    ("static", "Error: 'static' cannot be a view: /static/ is where the project serves its static "
+               "files. Choose another name."),
+    ("a" * 61, "Error: '" + "a" * 61 + "' is too long for a view name: use at most 60 characters "
+               "(it is the first segment of the URL)."),
 ])
 def test_add_refuses_bad_view_names(command: str, name: str, message: str, project: Path) -> None:
     before = tree(project)

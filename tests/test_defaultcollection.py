@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from conftest import Recorder, read_page
 
 from robaccia import render
-from robaccia.defaultcollection import DefaultCollection, template_name
+from robaccia.defaultcollection import DefaultCollection, OddResult, template_name
 from robaccia.errors import NotFound
 from robaccia.renderers import Templates
+from robaccia.request import Request
 from robaccia.testing import call, make_environ
 
 
@@ -31,7 +33,7 @@ class Greeter(DefaultCollection):
         return {"name": environ.get("QUERY_STRING") or "world"}
 
     def retrieve(self, environ: Any, start_response: Any) -> Any:
-        if environ["robaccia.id"] == "missing":
+        if environ["robaccia.request"].id == "missing":
             raise NotFound("No such greeting.")
         return None
 
@@ -99,7 +101,7 @@ def test_none_on_a_member_gives_the_id() -> None:
 def test_dict_result_is_rendered_with_each_engine(templates: Templates) -> None:
     environ = env("GET", view="greeter", **{})
     environ["QUERY_STRING"] = "<script>alert(1)</script>"
-    environ["robaccia.templates"] = templates
+    Request.of(environ).templates = templates
     status, headers, body = call(Greeter("html", render), environ=environ)
     assert status == "200 OK"
     assert dict(headers)["Content-Type"] == "text/html; charset=utf-8"
@@ -109,15 +111,19 @@ def test_dict_result_is_rendered_with_each_engine(templates: Templates) -> None:
 
 def test_member_template_gets_the_id(templates: Templates) -> None:
     environ = env("GET", view="greeter", id="42")
-    environ["robaccia.templates"] = templates
+    Request.of(environ).templates = templates
     _, _, body = call(Greeter("html", render), environ=environ)
     assert read_page(body).ids["item"] == "Item 42"
 
 
-def test_anything_else_is_returned_as_it_is(recorder: Recorder) -> None:
+def test_a_list_without_start_response_is_an_odd_result_named(recorder: Recorder) -> None:
+    """The 2007 code passed anything else through to the server, which failed
+    anonymously; now the error names the handler and what it may return."""
     app = Greeter("html", recorder)
-    result = app(env("GET", view="greeter", id="1", noun="edit_form"), lambda s, h, e=None: None)
-    assert result == ["not a dict", "so returned as it is"]
+    with pytest.raises(OddResult) as raised:
+        app(env("GET", view="greeter", id="1", noun="edit_form"), lambda s, h, e=None: None)
+    assert "Greeter.get_edit_form returned ['not a dict', 'so returned as it is'] (a list)" in str(raised.value)
+    assert "a dict (rendered with templates/greeter/get_edit_form.html)" in raised.value.hint
     assert recorder.calls == []
 
 

@@ -61,9 +61,13 @@ def test_served_document_and_problem_json_errors(tmp_path):
         doc = json.loads(body)
         assert "/counters/" in doc["paths"]
         # errors raised before the view runs still speak the view's language
-        for method, path, expected in [("GET", "/counters/%C2%84", 404),
-                                       ("DELETE", "/counters/1", 403)]:
-            status, headers, body = request(base, method, path)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for method, path, expected, body, headers in [
+                ("GET", "/counters/%C2%84", 404, None, {}),
+                ("POST", "/counters/", 403, "count=1", form),
+                # an API client's DELETE needs no Content-Type (and no token): the row is absent
+                ("DELETE", "/counters/1", 404, None, {})]:
+            status, headers, body = request(base, method, path, body, headers)
             assert status == expected
             assert headers["content-type"] == "application/problem+json"
             assert json.loads(body)["status"] == expected

@@ -405,6 +405,7 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
         import dispatcher
 
+        app = robaccia.load_project(".")
         out = {}
         # The original test_robaccia.test_dispatcher.
         statuses = []
@@ -414,14 +415,14 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Any:
         out["original"] = [[b.decode() for b in body], statuses]
 
         # Warm up the 404 path, then ask for modules that are not views.
-        call(dispatcher.app, "GET", "/nope/")
+        call(app, "GET", "/nope/")
         before = set(sys.modules)
         names = ["__init__", "__main__", "os", "sys", "this", "robaccia", "dbconfig", "settings",
                  "dispatcher", "views", "models", "tests", "builtins", "subprocess", "nope",
                  "FRED", "fred.py", "..", "%2e%2e", "os.path", "views.fred", "fred%00"]
         paths = [f"/{n}{suffix}" for n in names for suffix in ("/", "", "/1", "/;new_form")]
-        out["routed"] = {p: call(dispatcher.app, "GET", p)[0] for p in paths}
-        project = dispatcher.project
+        out["routed"] = {p: call(app, "GET", p)[0] for p in paths}
+        project = app
         out["direct"] = {}
         for name in names:
             environ = {"wsgiorg.routing_args": ([], {"view": name, "id": None, "noun": None}),
@@ -437,12 +438,12 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Any:
         # Concurrent first requests import a view once.
         results = []
         threads = [threading.Thread(target=lambda: results.append(
-            call(dispatcher.app, "GET", "/counted/a;b")[2].decode())) for _ in range(8)]
+            call(app, "GET", "/counted/a;b")[2].decode())) for _ in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        results.append(call(dispatcher.app, "GET", "/counted/c;d")[2].decode())
+        results.append(call(app, "GET", "/counted/c;d")[2].decode())
         out["counted"] = [builtins.COUNTED_LOADS, sorted(set(results))]
         out["collections"] = project.collections()
         print(json.dumps(out))
@@ -472,7 +473,8 @@ def test_each_view_is_imported_once(probe: Any) -> None:
 def test_flash_messages_come_back_as_they_were_sent(messages: list[str]) -> None:
     """Any text, accents, quotes and semicolons included, survives the flash cookie."""
     from robaccia.defaultmodelcollection import flash
-    from robaccia.middleware import ProjectMiddleware
+    from robaccia.middleware import FlashMessages
+    from robaccia.request import Request
     from robaccia.testing import call, make_environ
 
     def send(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -482,11 +484,13 @@ def test_flash_messages_come_back_as_they_were_sent(messages: list[str]) -> None
         return [b""]
 
     def show(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        shown = Request.of(environ).flashes  # read (and cleared) before the response starts
         start_response("200 OK", [("Content-Type", "application/json")])
-        return [json.dumps(environ["robaccia.middleware"].flashes(environ)).encode()]
+        return [json.dumps(shown).encode()]
 
-    _, headers, _ = call(ProjectMiddleware(send, secret="s" * 32))
+    _, headers, _ = call(FlashMessages(send, "s" * 32))
     cookie = next(v for k, v in headers if k == "Set-Cookie" and v.startswith("robaccia_flash="))
     environ = make_environ("GET", "/", headers={"Cookie": cookie.split(";")[0]})
-    _, _, body = call(ProjectMiddleware(show, secret="s" * 32), environ=environ)
+    _, headers, body = call(FlashMessages(show, "s" * 32), environ=environ)
     assert json.loads(body) == [m[:500] for m in messages]
+    assert ("Set-Cookie", "robaccia_flash=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax") in headers

@@ -20,6 +20,7 @@ from conftest import INPUT, TEMPLATES, read_page
 import robaccia
 from robaccia import renderers
 from robaccia.renderers import TemplateConfigError, Templates, configure, find_renderer, render, to_json
+from robaccia.request import Request
 from robaccia.testing import call, make_environ
 
 
@@ -49,7 +50,7 @@ def render_with(templates: Templates | None, name: str, vars: dict[str, Any],
                 **kw: Any) -> tuple[StartResponse, bytes]:
     environ = make_environ("GET", "/")
     if templates is not None:
-        environ["robaccia.templates"] = templates
+        Request.of(environ).templates = templates
     sr = StartResponse()
     body = b"".join(render(environ, sr, name, vars, **kw))
     return sr, body
@@ -175,17 +176,28 @@ def test_headers_do_not_leak_between_responses(templates: Templates) -> None:
         assert not isinstance(param.default, (list, dict, set))
 
 
+class FakeProject:
+    """What a project adds to every page's context."""
+
+    def __init__(self, templates: Templates, chrome: dict[str, Any]) -> None:
+        self.templates = templates
+        self.chrome = chrome
+
+    def template_context(self, request: Any) -> dict[str, Any]:
+        return dict(self.chrome)
+
+
 def test_vars_are_not_modified(templates: Templates) -> None:
     vars = {"name": "Ada"}
-    environ = make_environ("GET", "/", **{"robaccia.templates": templates,
-                                         "robaccia.context": lambda env: {"csrf_token": "t"}})
+    environ = make_environ("GET", "/")
+    Request.of(environ).project = FakeProject(templates, {"project": "p", "nav": []})  # type: ignore[assignment]
     render(environ, StartResponse(), "greeter/list.html", vars)
     assert vars == {"name": "Ada"}
 
 
 def test_request_context_is_available_and_vars_win(templates: Templates) -> None:
-    environ = make_environ("GET", "/", **{"robaccia.templates": templates,
-                                         "robaccia.context": lambda env: {"name": "ctx", "id": "9"}})
+    environ = make_environ("GET", "/")
+    Request.of(environ).project = FakeProject(templates, {"name": "ctx", "id": "9"})  # type: ignore[assignment]
     page = read_page(b"".join(render(environ, StartResponse(), "greeter/retrieve.html", {})))
     assert page.ids["item"] == "Item 9"
     page = read_page(b"".join(render(environ, StartResponse(), "greeter/list.html", {"name": "Ada"})))
@@ -194,7 +206,7 @@ def test_request_context_is_available_and_vars_win(templates: Templates) -> None
 
 def test_used_as_a_wsgi_response(templates: Templates) -> None:
     def app(environ: Any, start_response: Any) -> Any:
-        environ["robaccia.templates"] = templates
+        Request.of(environ).templates = templates
         return render(environ, start_response, "greeter/retrieve.html", {"id": "42"})
 
     status, headers, body = call(app)

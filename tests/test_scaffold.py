@@ -28,6 +28,7 @@ PROJECT_FILES = [
     "dispatcher.py",
     "models/__init__.py",
     "settings.py",
+    "static/favicon.ico",
     "static/robaccia.css",
     "templates/fields.html",
     "templates/index.html",
@@ -143,9 +144,9 @@ def test_createproject_writes_exactly_the_skeleton(story: Story) -> None:
 def test_createproject_files_say_what_the_issue_asks(story: Story) -> None:
     root = story.root
     dispatcher = (root / "dispatcher.py").read_text()
-    assert "# Custom routes go here, before the default ones below." in dispatcher
-    assert ('routes.add("/{view:alnum}/[{id:unreserved}][;{noun:unreserved}]", '
-            "project.deferred_collection)") in dispatcher
+    assert "# Custom routes go here, before the default route below." in dispatcher
+    assert ('app.add("/{view:word}/[{id:unreserved}][;{noun:unreserved}]", deferred_collection, '
+            'name="collection")') in dispatcher
     dbconfig = (root / "dbconfig.py").read_text()
     assert 'os.environ.get("ROBACCIA_DATABASE_URL")' in dbconfig
     assert "database.db" in dbconfig
@@ -167,7 +168,7 @@ def test_secret_key_is_private_and_random(story: Story, tmp_path: Path) -> None:
 
 def test_layout_and_stylesheet_load_nothing_from_elsewhere(story: Story) -> None:
     layout = (story.root / "templates" / "layout.html").read_text()
-    assert "/static/robaccia.css" in layout
+    assert "static_url('robaccia.css')" in layout and "static_url('favicon.ico')" in layout
     external = re.compile(
         r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I
     )
@@ -185,7 +186,7 @@ def test_addview_html_writes_view_templates_and_test(story: Story) -> None:
     assert lines(step.result) == [f" created {f}" for f in ADDVIEW_HTML]
     view = (story.root / "views" / "fred.py").read_text()
     assert "class Collection(DefaultCollection):" in view
-    assert 'app = Collection("html", robaccia.find_renderer("html"))' in view
+    assert 'app = Collection("html")' in view
     assert "Hello World!" in (story.root / "templates" / "fred" / "list.html").read_text()
 
 
@@ -193,7 +194,7 @@ def test_addview_json_writes_no_templates(story: Story) -> None:
     step = story.steps["addview_json"]
     assert step.created == sorted(ADDVIEW_JSON)
     assert lines(step.result) == [f" created {f}" for f in ADDVIEW_JSON]
-    assert 'app = Collection("json", robaccia.find_renderer("json"))' in (
+    assert 'app = Collection("json")' in (
         story.root / "views" / "barney.py").read_text()
     assert not (story.root / "templates" / "barney").exists()
 
@@ -212,6 +213,7 @@ def test_addmodelview_html_writes_view_model_pages_and_test(story: Story) -> Non
                     "get_edit_form", "get_delete_form"):
         assert f"    def {handler}(self, environ, start_response):\n        pass\n" in view
     assert "from models.employees import table" in view
+    assert view.rstrip().endswith("app = Collection(table)")
 
 
 def test_addmodelview_model_has_every_field_type_and_option(story: Story) -> None:
@@ -233,8 +235,8 @@ def test_addmodelview_json_without_fields_has_id_and_description(story: Story) -
     assert columns == ['Column("id", Integer, primary_key=True),',
                        "Column('description', String(250)),"]
     view = (story.root / "views" / "people.py").read_text()
-    assert "get_new_form" not in view
-    assert 'robaccia.find_parser("json")' in view
+    assert "def get_new_form" not in view
+    assert view.rstrip().endswith('app = Collection(table, ext="json")')
 
 
 def test_every_generated_python_file_compiles(story: Story) -> None:
@@ -265,8 +267,8 @@ def test_generated_tests_pass_and_a_broken_one_fails(story: Story) -> None:
 
     test = story.root / "tests" / "test_fred.py"
     original = test.read_text()
-    test.write_text(original.replace('self.assertEqual(status, "200 OK")',
-                                     'self.assertEqual(status, "418 I\'m a teapot")', 1))
+    test.write_text(original.replace("self.assertEqual(response.status_code, 200, response.text)",
+                                     "self.assertEqual(response.status_code, 418, response.text)", 1))
     try:
         failed = admin("runtests", cwd=story.root, env=env, check=False)
     finally:

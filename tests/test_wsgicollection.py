@@ -305,9 +305,9 @@ def test_section_5_1_dispatched(method, named, handler):
     assert (status, body) == ("200 Ok", b"Dispatched correctly.")
     assert c.called == {handler: True}
     seen = c.environs[0]
-    assert seen["robaccia.handler"] == handler
-    assert seen["robaccia.id"] == (named.get("id") or None)
-    assert seen["robaccia.noun"] == (named.get("noun") or None)
+    assert seen["robaccia.request"].handler == handler
+    assert seen["robaccia.request"].id == (named.get("id") or None)
+    assert seen["robaccia.request"].noun == (named.get("noun") or None)
 
 
 @pytest.mark.parametrize(
@@ -346,7 +346,7 @@ def test_section_5_1_head_uses_get_handler_without_body():
     assert dict(headers)["Content-Type"] == "text/plain"
     assert body == b""
     assert c.called == {"list": True}
-    assert c.environs[0]["robaccia.handler"] == "list"
+    assert c.environs[0]["robaccia.request"].handler == "list"
 
 
 def test_head_without_get_handler_is_405():
@@ -424,7 +424,7 @@ def test_selector_vars_fallback():
     status, _, _ = direct(c, "GET", None, **{"selector.vars": {"id": "2"}})
     assert status == "200 Ok"
     assert c.called == {"retrieve": True}
-    assert c.environs[0]["robaccia.id"] == "2"
+    assert c.environs[0]["robaccia.request"].id == "2"
 
 
 def test_routing_args_win_over_selector_vars():
@@ -466,12 +466,12 @@ def test_default_project_template_route():
     assert call(d, "PUT", "/people/a.b-c")[0] == "200 Ok"
     assert call(d, "GET", "/people/;create_form")[0] == "200 Ok"
     assert call(d, "GET", "/people")[0] == "404 Not Found"
-    assert [e["robaccia.handler"] for e in c.environs] == [
+    assert [e["robaccia.request"].handler for e in c.environs] == [
         "list",
         "update",
         "get_create_form",
     ]
-    assert c.environs[1]["robaccia.id"] == "a.b-c"
+    assert c.environs[1]["robaccia.request"].id == "a.b-c"
 
 
 # --- one instance, many threads -----------------------------------------------------
@@ -482,16 +482,16 @@ class Echo(Collection):
 
     def _echo(self, environ, start_response):
         before = (
-            environ["robaccia.handler"],
-            environ["robaccia.id"],
-            environ["robaccia.noun"],
+            environ["robaccia.request"].handler,
+            environ["robaccia.request"].id,
+            environ["robaccia.request"].noun,
         )
         time.sleep(0)  # give other threads the chance to run in between
         time.sleep(0.00005)
         after = (
-            environ["robaccia.handler"],
-            environ["robaccia.id"],
-            environ["robaccia.noun"],
+            environ["robaccia.request"].handler,
+            environ["robaccia.request"].id,
+            environ["robaccia.request"].noun,
         )
         body = "|".join(str(x) for x in after).encode()
         start_response(

@@ -1,0 +1,214 @@
+"""Representations: how a collection's results become HTML pages or JSON documents.
+
+A collection chooses its representation once, from its ``ext``
+(``'html'`` or ``'json'``); every answer goes through it, so the handlers
+never branch on the format. A representation turns a handler's dict into a
+response (:meth:`~Representation.page`) and tells the outcome of a write:
+created, updated, deleted, invalid, or in conflict with a newer version::
+
+    >>> from robaccia.representations import representation
+    >>> html, json = representation('html'), representation('json')
+    >>> html.media_type, json.media_type
+    ('text/html; charset=utf-8', 'application/json')
+
+========================  ==============================  ==========================
+outcome                   HTML                            JSON
+========================  ==============================  ==========================
+a dict from a handler     its template, whole context     the dict (a row, a page)
+created                   flash, 303 to the member        201, Location, ETag, row
+updated                   flash, 303 to the member        200, ETag, row
+deleted                   flash, 303 to the collection    204
+invalid                   the form again, 422             problem+json 422
+conflict (stale ETag)     the form with current values    412
+========================  ==============================  ==========================
+
+A new format (CSV, Atom) is one more subclass registered in
+:data:`REPRESENTATIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from robaccia.conditional import etag_of
+from robaccia.errors import Conflict, PreconditionFailed, SeeOther, UnprocessableEntity
+from robaccia.request import Request, site_path
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIEnvironment
+
+__all__ = ["HTML", "JSON", "REPRESENTATIONS", "Representation", "representation", "template_name"]
+
+Headers = list[tuple[str, str]]
+
+
+def template_name(environ: WSGIEnvironment, handler: str, ext: str) -> str:
+    """Return ``<view>/<handler>.<ext>`` for this request."""
+    return f"{Request.of(environ).view or '.'}/{handler}.{ext}"
+
+
+def page_headers(environ: WSGIEnvironment, context: Mapping[str, Any]) -> Headers:
+    """The headers a page's context implies: its row's ETag, its pages' Link."""
+    headers: Headers = []
+    etag = context.get("etag")
+    if isinstance(etag, str) and etag and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        headers.append(("ETag", etag))
+    links = [f'<{site_path(url)}>; rel="{rel}"' for url, rel in
+             ((context.get("next_url"), "next"), (context.get("prev_url"), "prev")) if url]
+    if links:
+        headers.append(("Link", ", ".join(links)))
+    return headers
+
+
+class Representation:
+    """How one media type answers; subclasses fill in each outcome."""
+
+    ext: ClassVar[str]
+    media_type: ClassVar[str]
+
+    def page(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+             handler: str, context: Mapping[str, Any], status: str = "200 OK",
+             headers: Iterable[tuple[str, str]] = ()) -> Iterable[bytes]:
+        """Render a handler's dict."""
+        raise NotImplementedError
+
+    def created(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def updated(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def deleted(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                key: Any) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def invalid(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                form: str, shown: dict[str, Any], errors: dict[Any, str], status: int) -> Iterable[bytes]:
+        raise NotImplementedError
+
+    def conflict(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                 row: dict[str, Any]) -> Iterable[bytes]:
+        raise NotImplementedError
+
+
+class HTMLRepresentation(Representation):
+    """Pages from the view's templates; writes answer with a flash and a redirect."""
+
+    ext = "html"
+    media_type = "text/html; charset=utf-8"
+
+    def page(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+             handler: str, context: Mapping[str, Any], status: str = "200 OK",
+             headers: Iterable[tuple[str, str]] = ()) -> Iterable[bytes]:
+        full = collection.standard_context(environ)
+        full.update(context)
+        out = page_headers(environ, full) + list(headers)
+        return collection.renderer(environ, start_response, template_name(environ, handler, self.ext),
+                                   full, out or None, status)  # type: ignore[no-any-return]
+
+    def created(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        request = Request.of(environ)
+        key = row[collection.primary]
+        request.flash(f"{collection.item} {key} was created.")
+        return SeeOther(request.member_url(key))(environ, start_response)
+
+    def updated(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        request = Request.of(environ)
+        key = row[collection.primary]
+        request.flash(f"{collection.item} {key} was saved.")
+        return SeeOther(request.member_url(key))(environ, start_response)
+
+    def deleted(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                key: Any) -> Iterable[bytes]:
+        request = Request.of(environ)
+        request.flash(f"{collection.item} {key} was deleted.")
+        return SeeOther(request.collection_url)(environ, start_response)
+
+    def invalid(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                form: str, shown: dict[str, Any], errors: dict[Any, str], status: int) -> Iterable[bytes]:
+        errors = dict(errors)
+        default = ("Please correct the fields marked below." if status == 422 else
+                   "That change conflicts with existing data.")
+        message = errors.pop(None, None) or default
+        context = {"row": shown, "errors": errors, "message": message, "etag": shown.get("_etag")}
+        title = "422 Unprocessable Content" if status == 422 else "409 Conflict"
+        return self.page(collection, environ, start_response, form, context, title)
+
+    def conflict(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                 row: dict[str, Any]) -> Iterable[bytes]:
+        etag = etag_of(row)
+        if environ.get("HTTP_IF_MATCH") is not None:
+            raise PreconditionFailed(headers=[("ETag", etag)])
+        context = {"row": row, "errors": {}, "etag": etag,
+                   "message": "Someone else changed this row while you were editing it. "
+                              "These are the current values; make your change again."}
+        return self.page(collection, environ, start_response, "get_edit_form", context, "409 Conflict",
+                         [("ETag", etag)])
+
+
+class JSONRepresentation(Representation):
+    """JSON documents; errors are problem+json (RFC 9457)."""
+
+    ext = "json"
+    media_type = "application/json"
+
+    def page(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+             handler: str, context: Mapping[str, Any], status: str = "200 OK",
+             headers: Iterable[tuple[str, str]] = ()) -> Iterable[bytes]:
+        out = page_headers(environ, context) + list(headers)
+        return collection.renderer(environ, start_response, template_name(environ, handler, self.ext),
+                                   collection.json_body(context), out or None, status)  # type: ignore[no-any-return]
+
+    def _row(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+             handler: str, row: dict[str, Any], status: str, headers: Headers) -> Iterable[bytes]:
+        return collection.renderer(environ, start_response, template_name(environ, handler, self.ext),  # type: ignore[no-any-return]
+                                   row, headers + [("ETag", etag_of(row))], status)
+
+    def created(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        location = Request.of(environ).member_url(row[collection.primary])
+        return self._row(collection, environ, start_response, "create", row, "201 Created",
+                         [("Location", location)])
+
+    def updated(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                row: dict[str, Any]) -> Iterable[bytes]:
+        return self._row(collection, environ, start_response, "update", row, "200 OK", [])
+
+    def deleted(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                key: Any) -> Iterable[bytes]:
+        start_response("204 No Content", [])
+        return []
+
+    def invalid(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                form: str, shown: dict[str, Any], errors: dict[Any, str], status: int) -> Iterable[bytes]:
+        errors = dict(errors)
+        detail = errors.pop(None, None)
+        if status == 409:
+            raise Conflict(detail or "That change conflicts with existing data.", errors=errors)
+        raise UnprocessableEntity(errors, detail)
+
+    def conflict(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
+                 row: dict[str, Any]) -> Iterable[bytes]:
+        raise PreconditionFailed(headers=[("ETag", etag_of(row))])
+
+
+HTML = HTMLRepresentation()
+JSON = JSONRepresentation()
+#: The representations by ``ext``.
+REPRESENTATIONS: dict[str, Representation] = {"html": HTML, "json": JSON}
+
+
+def representation(ext: str) -> Representation:
+    """Return the representation for ``ext``.
+
+    :raises ValueError: for an unknown one.
+    """
+    try:
+        return REPRESENTATIONS[ext]
+    except KeyError:
+        raise ValueError(f"{ext!r} is not a representation: use one of {', '.join(REPRESENTATIONS)}") from None
