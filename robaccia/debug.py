@@ -71,10 +71,12 @@ def hint_for(exc: BaseException) -> str:
 
 
 def describe(exc: BaseException | None) -> str:
-    """One line for the log about an exception robaccia can explain ("" otherwise)."""
+    """One line for the log: the exception, and what to do about it when robaccia knows."""
     if exc is None:
         return ""
-    return " ".join(hint_for(exc).split())
+    line = f"{type(exc).__name__}: {exc}"
+    hint = hint_for(exc)
+    return " ".join((line + (" " + hint if hint else "")).split())
 
 
 def _is_library(filename: str) -> bool:

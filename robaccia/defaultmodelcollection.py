@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from types import SimpleNamespace
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
@@ -344,8 +345,10 @@ class DefaultModelCollection(DefaultCollection):
             return context
         context.update(
             fields=self.fields, primary=self.primary, item=self.item, title=self.title,
-            meta=list(self.columns), can={"create": self.serves("create"), "update": self.serves("update"),
-                                          "delete": self.serves("delete")},
+            meta=list(self.columns),
+            # NOTE: a namespace, not a dict: in a template, can.update of a dict is dict.update.
+            can=SimpleNamespace(create=self.serves("create"), update=self.serves("update"),
+                                delete=self.serves("delete")),
             etag=None, errors={}, message="", data=[], sort=request.query_params().get("sort", ""),
             limit=None, start=0, end=0, next_url=None, prev_url=None,
         )

@@ -108,3 +108,47 @@ def request(base: str, method: str, path: str, body: bytes | str | None = None,
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+# --- projects in this process ------------------------------------------------------------
+
+
+def scaffold_project(parent: Path, engine: str = "genshi", *, debug: bool = False,
+                     views: dict[str, list[str]] | None = None, kind: str = "html") -> Path:
+    """Scaffold a project (in this process) with model views and their tables.
+
+    ``views`` maps view names to addmodelview fields (default: employees).
+    The project is loaded with :func:`load` afterwards.
+    """
+    from robaccia import scaffold
+
+    root = scaffold.create_project("myproject", parent, engine)
+    for name, fields in (views or {"employees": EMPLOYEE_FIELDS}).items():
+        scaffold.add_model_view(root, name, kind, fields)
+    (root / ".debug").write_text("1" if debug else "0")
+    return root
+
+
+def load(root: Path, *, debug: bool | None = None) -> Any:
+    """Load a scaffolded project in this process, its tables created; return it."""
+    import importlib
+
+    from robaccia.project import Project
+
+    if debug is None:
+        marker = root / ".debug"
+        debug = marker.exists() and marker.read_text() == "1"
+    old = os.environ.get("ROBACCIA_DEBUG")
+    os.environ["ROBACCIA_DEBUG"] = "1" if debug else "0"
+    os.environ.pop("ROBACCIA_DATABASE_URL", None)
+    try:
+        project = Project(root)
+    finally:
+        if old is None:
+            os.environ.pop("ROBACCIA_DEBUG", None)
+        else:
+            os.environ["ROBACCIA_DEBUG"] = old
+    for path in sorted((root / "models").glob("[!_]*.py")):
+        importlib.import_module(f"models.{path.stem}")
+    importlib.import_module("dbconfig").metadata.create_all(project.engine)
+    return project
