@@ -55,8 +55,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from types import SimpleNamespace
 from collections.abc import Callable, Iterable, Mapping
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import exc as sa_exc
