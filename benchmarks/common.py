@@ -10,12 +10,14 @@ each peer with jinja2 (or Genshi) directly.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -34,6 +36,15 @@ MAIN_ROWS = 200
 DEEP_TABLE = "benchdeep"
 DEEP_ROWS = 1_000_000
 DEEP_AFTER = 500_000
+
+
+def cursor(key: int, position: int) -> str:
+    """A page cursor as robaccia writes one (its key and position; sorted by key)."""
+    raw = json.dumps([key, position, False, None], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+DEEP_CURSOR = cursor(DEEP_AFTER, DEEP_AFTER)
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 FIELD_SPECS = ["name:string:required", "title:string", "office_number:integer"]
@@ -99,12 +110,12 @@ SCENARIOS: list[Scenario] = [
     Scenario("deep_sqlite_first", "5a. Keyset list (JSON), first page, SQLite, 1,000,000 rows",
              "deep_sqlite", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
     Scenario("deep_sqlite_deep", "5b. Keyset list (JSON), page at depth 500,000, SQLite",
-             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_AFTER}",
+             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_CURSOR}",
              accept=JSON_TYPE),
     Scenario("deep_pg_first", "5c. Keyset list (JSON), first page, PostgreSQL, 1,000,000 rows",
              "deep_pg", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
     Scenario("deep_pg_deep", "5d. Keyset list (JSON), page at depth 500,000, PostgreSQL",
-             "deep_pg", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_AFTER}",
+             "deep_pg", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_CURSOR}",
              accept=JSON_TYPE),
 ]
 BY_KEY = {s.key: s for s in SCENARIOS}
@@ -255,42 +266,57 @@ FIELDS = [PageField("id", "Id", "number"), PageField("name", "Name", "text"),
           PageField("office_number", "Office number", "number")]
 
 
-def _page_vars(csrf_token: str) -> dict[str, Any]:
+_CAN = SimpleNamespace(create=True, update=True, delete=True)
+
+
+def _static_url(path: str) -> str:
+    return "/static/" + path
+
+
+def _page_vars(csrf_token: str, project: str) -> dict[str, Any]:
     """What robaccia gives every HTML page of the employees view (collection and request)."""
     return {"primary": "id", "item": "Employee", "title": "Employees", "fields": FIELDS,
             "collection_url": "/employees/", "member_url": member_location, "message": "",
-            "csrf_token": csrf_token, "csrf_field": "_csrf", "flashes": []}
+            "csrf_token": csrf_token, "csrf_field": "_csrf", "flashes": [],
+            "static_url": _static_url, "home_url": "/", "project": project, "can": _CAN,
+            "nav": [{"name": "employees", "title": "Employees", "url": "/employees/", "current": True}]}
 
 
-def member_context(row: dict[str, Any], csrf_token: str = "") -> dict[str, Any]:
-    return {**_page_vars(csrf_token), "row": row}
+def member_context(row: dict[str, Any], csrf_token: str = "", project: str = "") -> dict[str, Any]:
+    return {**_page_vars(csrf_token, project), "row": row}
 
 
-def page(rows: list[dict[str, Any]], base: str, after: int | None) -> dict[str, Any]:
+def page(rows: list[dict[str, Any]], base: str, after: tuple[int, int] | None) -> dict[str, Any]:
     """Cut the limit + 1 rows of a keyset page; name the next and previous pages."""
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    start = after[1] + 1 if after is not None else 1
     next_url = prev_url = None
     if rows and more:
-        next_url = base + "?" + urlencode({"after": str(rows[-1]["id"])})
+        next_url = base + "?" + urlencode({"after": cursor(rows[-1]["id"], start + len(rows) - 1)})
     if rows and after is not None:
-        prev_url = base + "?" + urlencode({"before": str(rows[0]["id"])})
-    return {"data": rows, "next": next_url, "prev": prev_url}
+        prev_url = base + "?" + urlencode({"before": cursor(rows[0]["id"], start)})
+    return {"data": rows, "next": next_url, "prev": prev_url, "start": start,
+            "end": start + len(rows) - 1}
 
 
-def list_context(rows: list[dict[str, Any]], csrf_token: str = "") -> dict[str, Any]:
+def list_context(rows: list[dict[str, Any]], csrf_token: str = "", project: str = "") -> dict[str, Any]:
     cut = page(rows, "/employees/", None)
-    return {**_page_vars(csrf_token), "data": cut["data"], "next_url": cut["next"],
-            "prev_url": cut["prev"], "sort": "", "limit": PAGE_SIZE, "meta": list(COLUMNS)}
+    return {**_page_vars(csrf_token, project), "data": cut["data"], "next_url": cut["next"],
+            "prev_url": cut["prev"], "sort": "", "limit": PAGE_SIZE, "meta": list(COLUMNS),
+            "start": cut["start"], "end": cut["end"]}
 
 
-def after_param(text: str | None) -> int | None:
-    """The ?after= cursor: None when absent; ValueError when not a whole number."""
+def after_param(text: str | None) -> tuple[int, int] | None:
+    """The ?after= cursor (key, position): None when absent; ValueError when not a cursor."""
     if text is None:
         return None
-    if not text.isdigit() or not text.isascii() or len(text) > 18:
+    if len(text) > 200:
         raise ValueError(text)
-    return int(text)
+    key, position, is_null, value = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+    if type(key) is not int or type(position) is not int or is_null is not False or value is not None:
+        raise ValueError(text)
+    return key, position
 
 
 def to_json(value: Any) -> bytes:
@@ -309,8 +335,11 @@ class Templates:
         if not self._jinja:
             import jinja2
 
+            # NOTE: as in production (and as robaccia's own environment): templates are
+            # not re-checked on disk at every render.
             self.jinja_env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(self.ctx.templates("jinja2")), autoescape=True)
+                loader=jinja2.FileSystemLoader(self.ctx.templates("jinja2")), autoescape=True,
+                auto_reload=False)
         if name not in self._jinja:
             self._jinja[name] = self.jinja_env.get_template(name)
         return self._jinja[name]

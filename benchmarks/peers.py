@@ -63,25 +63,25 @@ class Logic:
         if row is None:
             return None
         return self.templates.jinja("employees/retrieve.html").render(
-            member_context(row, self.token("jinja2"))).encode()
+            member_context(row, self.token("jinja2"), "benchjinja")).encode()
 
     def list_html(self) -> bytes:
         rows = self.store("main").page(None)
         return self.templates.jinja("employees/list.html").render(
-            list_context(rows, self.token("jinja2"))).encode()
+            list_context(rows, self.token("jinja2"), "benchjinja")).encode()
 
     def genshi_member(self, pk: int) -> bytes | None:
         row = self.store("main").member(pk)
         if row is None:
             return None
         tmpl = self.templates.genshi("employees/retrieve.html")
-        context = member_context(row, self.token("genshi"))
+        context = member_context(row, self.token("genshi"), "benchgenshi")
         return tmpl.generate(**context).render("html", encoding="utf-8")
 
     def genshi_list(self) -> bytes:
         rows = self.store("main").page(None)
         tmpl = self.templates.genshi("employees/list.html")
-        context = list_context(rows, self.token("genshi"))
+        context = list_context(rows, self.token("genshi"), "benchgenshi")
         return tmpl.generate(**context).render("html", encoding="utf-8")
 
     def create(self, form: Any) -> tuple[str | None, dict[str, str]]:
@@ -90,8 +90,9 @@ class Logic:
             return None, errors
         return member_location(self.store("main").create(clean)), {}
 
-    def deep(self, db: str, after: int | None) -> bytes:
-        return to_json(page(self.store(db).page(after), f"/{DEEP_TABLE}/", after))
+    def deep(self, db: str, after: tuple[int, int] | None) -> bytes:
+        found = page(self.store(db).page(after[0] if after else None), f"/{DEEP_TABLE}/", after)
+        return to_json({"data": found["data"], "next": found["next"], "prev": found["prev"]})
 
 
 def _int(text: str) -> int | None:

@@ -35,7 +35,7 @@ PROJECT_MODULES = {"dispatcher", "dispatcher_plumbing", "settings", "dbconfig", 
                    "models", "tests"}
 PROJECTS = {"jinja2": "benchjinja", "json": "benchjson", "genshi": "benchgenshi"}
 
-CUSTOM_ROUTES_MARK = "# Custom routes go here, before the default ones below.\n"
+CUSTOM_ROUTES_MARK = "# Custom routes go here, before the default route below.\n"
 PLUMBING_ROUTE = '''
 # Benchmark (plumbing scenario): a custom collection, before the default routes.
 from robaccia import Collection
@@ -49,7 +49,7 @@ class Plumbing(Collection):
         return [b"Hello, World!"]
 
 
-routes.add("/employees/[{id:unreserved}][;{noun:unreserved}]", Plumbing())
+app.add("/employees/[{id:unreserved}][;{noun:unreserved}]", Plumbing())
 
 '''
 
@@ -100,18 +100,23 @@ def _purge() -> None:
 
 
 def load(root: str, module: str, database_url: str, views: tuple[str, ...]) -> Any:
-    """Import a project's dispatcher (and views) with this database; return its app."""
+    """Load a project (its routes from ``module``) with this database; return its app."""
+    from robaccia.project import Project
+
     saved_path = list(sys.path)
     saved_env = {k: os.environ.get(k) for k in ("ROBACCIA_DATABASE_URL", "ROBACCIA_DEBUG")}
     _purge()
     os.environ["ROBACCIA_DATABASE_URL"] = database_url
     os.environ.pop("ROBACCIA_DEBUG", None)
-    sys.path.insert(0, root)
     try:
-        dispatcher = importlib.import_module(module)
+        project = Project(root)
+        if module != "dispatcher":
+            # the plumbing copy of dispatcher.py stands in for the project's own
+            sys.modules["dispatcher"] = importlib.import_module(module)
+        project.build()
         for view in views:
-            dispatcher.project.view(view)  # import it now, while its modules are reachable
-        return dispatcher.app
+            project.view(view)  # import it now, while its modules are reachable
+        return project
     finally:
         sys.path[:] = saved_path
         _purge()

@@ -50,6 +50,21 @@ _MAY_RETURN = ("A handler may return None (the default behaviour), a dict (rende
                "start_response for, or a WSGI application such as a webob.Response.")
 
 
+def library_default(cls: type, name: str) -> Callable[..., Any] | None:
+    """The default robaccia's own classes give the handler ``name`` of ``cls`` (None: none).
+
+    Looked up once per class and name (PERF: every request that returns None asks).
+    """
+    cache: dict[str, Any] | None = cls.__dict__.get("_robaccia_defaults")
+    if cache is None:
+        cache = {}
+        cls._robaccia_defaults = cache  # type: ignore[attr-defined]
+    if name not in cache:
+        cache[name] = next((k.__dict__[name] for k in cls.__mro__
+                            if k.__dict__.get("_robaccia_library") and name in k.__dict__), None)
+    return cache[name]  # type: ignore[no-any-return]
+
+
 class OddResult(RobacciaError, TypeError):
     """A handler returned something that is neither None, a dict nor a WSGI response."""
 
@@ -111,14 +126,14 @@ class DefaultCollection(Collection):
 
     def default_result(self, environ: WSGIEnvironment, start_response: StartResponse, name: str) -> Any:
         """What ``None`` from the handler ``name`` stands for."""
-        for klass in type(self).__mro__:
-            if klass.__dict__.get("_robaccia_library") and name in klass.__dict__:
-                return klass.__dict__[name](self, environ, start_response)
+        default = library_default(type(self), name)
+        if default is not None:
+            return default(self, environ, start_response)
         request = Request.of(environ)
         return {"id": request.id} if request.id else {}
 
     def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)
         request.representation = self.ext
         if request.project is None:
             # NOTE: without a project nothing marks the response as started;

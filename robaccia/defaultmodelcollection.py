@@ -56,7 +56,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import exc as sa_exc
@@ -65,7 +65,7 @@ from sqlalchemy.schema import Table
 
 from robaccia.conditional import check_not_modified, etag_of, precondition
 from robaccia.database import DatabaseUnavailable, unavailable
-from robaccia.defaultcollection import DefaultCollection
+from robaccia.defaultcollection import DefaultCollection, library_default
 from robaccia.errors import MethodNotAllowed, NotFound, ServiceUnavailable, UnprocessableEntity
 from robaccia.fields import Field, Invalid, describe, validate
 from robaccia.gateway import Changed, Rows, TableGateway
@@ -94,6 +94,9 @@ STANDARD_KEYS = frozenset({
     "row", "etag", "errors", "message", "data", "sort", "limit", "start", "end", "next_url",
     "prev_url",
 })
+
+
+_NO_ERRORS: Mapping[str, str] = MappingProxyType({})
 
 
 def flash(environ: WSGIEnvironment, message: str) -> None:
@@ -172,6 +175,8 @@ class DefaultModelCollection(DefaultCollection):
         self.title = table.name.replace("_", " ").capitalize()
         self.item = _singular(self.title)
         self._int_pk = isinstance(self.pk.type, sqltypes.Integer)
+        self._int_bound = 2**15 if isinstance(self.pk.type, sqltypes.SmallInteger) else (
+            2**63 if isinstance(self.pk.type, sqltypes.BigInteger) else 2**31)
 
     # --- the two hooks --------------------------------------------------------------
 
@@ -216,9 +221,15 @@ class DefaultModelCollection(DefaultCollection):
 
     def _key(self, environ: WSGIEnvironment) -> Any:
         """The member's key from the URL; an id that cannot exist is a 404."""
-        raw = Request.of(environ).id or ""
-        if self._int_pk and (not raw.isdigit() or not raw.isascii() or len(raw) > 19):
-            raise NotFound()
+        args = environ.get("wsgiorg.routing_args")
+        raw = (args[1] if args is not None else Request.of(environ).routing).get("id") or ""
+        if self._int_pk:
+            # PERF: digits that fit the column are the whole check for an integer key
+            if not raw.isdigit() or not raw.isascii() or len(raw) > 19:
+                raise NotFound()
+            key = int(raw)
+            if key < self._int_bound:
+                return key
         try:
             return self.pk_field.convert(raw)
         except Invalid:
@@ -275,7 +286,7 @@ class DefaultModelCollection(DefaultCollection):
                                                values, errors, 422)
         rows = self.rows(environ)
         try:
-            row = rows.insert(clean)
+            row = rows.insert(clean, whole=self.representation.shows_created_row)
         except sa_exc.IntegrityError:
             return self._integrity(environ, start_response, "get_new_form", values, clean, None)
         return self.representation.created(self, environ, start_response, row)
@@ -338,21 +349,34 @@ class DefaultModelCollection(DefaultCollection):
         return {n for n in names if n not in FORMS or FORMS[n] in names}
 
     def standard_context(self, environ: WSGIEnvironment) -> dict[str, Any]:
-        request = Request.of(environ)
-        context: dict[str, Any] = {"id": request.id, "collection_url": request.collection_url,
-                                   "member_url": request.member_url}
+        request = environ.get("robaccia.request") or Request(environ)
         if self.table is None:
-            return context
-        context.update(
-            fields=self.fields, primary=self.primary, item=self.item, title=self.title,
-            meta=list(self.columns),
-            # NOTE: a namespace, not a dict: in a template, can.update of a dict is dict.update.
-            can=SimpleNamespace(create=self.serves("create"), update=self.serves("update"),
-                                delete=self.serves("delete")),
-            etag=None, errors={}, message="", data=[], sort=request.query_params().get("sort", ""),
-            limit=None, start=0, end=0, next_url=None, prev_url=None,
-        )
+            return {"id": request.id, "collection_url": request.collection_url,
+                    "member_url": request.member_url}
+        context = dict(self._constants())
+        context["id"] = request.id
+        context["collection_url"] = request.collection_url
+        context["member_url"] = request.member_url
         return context
+
+    def _constants(self) -> dict[str, Any]:
+        """The page variables that are the same on every page of this collection (made once).
+
+        PERF: copied for each page; the empty defaults are immutable, so no page
+        can change another's.
+        """
+        constants = self.__dict__.get("_page_constants")
+        if constants is None:
+            constants = self.__dict__["_page_constants"] = {
+                "fields": self.fields, "primary": self.primary, "item": self.item, "title": self.title,
+                "meta": list(self.columns),
+                # NOTE: a namespace, not a dict: in a template, can.update of a dict is dict.update.
+                "can": SimpleNamespace(create=self.serves("create"), update=self.serves("update"),
+                                       delete=self.serves("delete")),
+                "etag": None, "errors": _NO_ERRORS, "message": "", "data": (), "sort": "",
+                "limit": None, "start": 0, "end": 0, "next_url": None, "prev_url": None,
+            }
+        return constants  # type: ignore[no-any-return]
 
     def json_body(self, context: Mapping[str, Any]) -> Any:
         """A member's row, a page's ``data``/``next``/``prev``, plus any keys a handler added."""
@@ -367,9 +391,9 @@ class DefaultModelCollection(DefaultCollection):
     def default_result(self, environ: WSGIEnvironment, start_response: StartResponse, name: str) -> Any:
         if self.table is None:
             raise NotFound()
-        for klass in type(self).__mro__:
-            if klass.__dict__.get("_robaccia_library") and name in klass.__dict__:
-                return klass.__dict__[name](self, environ, start_response)
+        default = library_default(type(self), name)
+        if default is not None:
+            return default(self, environ, start_response)
         # a noun handler of the user's that returned None
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             raise MethodNotAllowed(["GET", "HEAD", "OPTIONS"])

@@ -88,25 +88,31 @@ class TableGateway:
                                      autocommit=autocommit)
             self._q_after = Prepared(engine, select(table).where(pk > bindparam("cursor"))
                                      .order_by(pk).limit(bindparam("limit")), autocommit=autocommit)
-        self._inserts: dict[tuple[str, ...], Prepared] = {}
+        self._inserts: dict[tuple[tuple[str, ...], bool], Prepared] = {}
         self._plain = Rows(self, None)
 
     def rows(self, narrow: Narrow | None = None) -> Rows:
         """The rows as one request may see them: every statement passes ``narrow``."""
         return self._plain if narrow is None else Rows(self, narrow)
 
-    def inserter(self, keys: tuple[str, ...]) -> Prepared:
-        """The INSERT for one set of columns (returning the row), compiled on first use."""
-        prepared = self._inserts.get(keys)
+    def inserter(self, keys: tuple[str, ...], whole: bool = True) -> Prepared:
+        """The INSERT for one set of columns, compiled on first use.
+
+        It returns the row (``whole``) or just the key where the database
+        has RETURNING; otherwise the driver's lastrowid tells the key.
+        """
+        prepared = self._inserts.get((keys, whole))
         if prepared is None:
             columns = self.table.columns
             stmt: Any = insert(self.table).values({k: bindparam(k, type_=columns[k].type) for k in keys})
-            if self.returning:
+            if self.returning and whole:
                 stmt = stmt.returning(*columns)
+            elif self.returning and self.engine.dialect.name == "postgresql":
+                stmt = stmt.returning(self.pk)  # NOTE: psycopg has no lastrowid
             if len(self._inserts) >= MAX_PREPARED_INSERTS:
                 # NOTE: bodies choose the column sets; never let them grow this without bound
                 self._inserts.clear()
-            prepared = self._inserts[keys] = Prepared(self.engine, stmt)
+            prepared = self._inserts[(keys, whole)] = Prepared(self.engine, stmt)
         return prepared
 
 
@@ -152,20 +158,32 @@ class Rows:
         with connection(self.gateway.reader) as conn:
             return int(conn.execute(select(func.count()).select_from(inner.subquery())).scalar_one())
 
-    def insert(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Insert a row and return it as stored (defaults and key included)."""
+    def insert(self, values: dict[str, Any], *, whole: bool = True) -> dict[str, Any]:
+        """Insert a row and return it as stored (defaults and key included).
+
+        ``whole=False`` returns only its key (``{primary: key}``), which the
+        database can tell without reading the row back.
+        """
         gateway = self.gateway
-        if self._fast and gateway.returning:
-            # PERF: one INSERT ... RETURNING per set of columns, compiled once.
-            return gateway.inserter(tuple(sorted(values))).execute(values).rows[0]
+        pk = gateway.pk.name
+        if self._fast and (gateway.returning or not whole):
+            # PERF: one INSERT per set of columns, compiled once (RETURNING the
+            # row where the database can; else the driver's lastrowid).
+            outcome = gateway.inserter(tuple(sorted(values)), whole).execute(values)
+            if outcome.rows:
+                return outcome.rows[0]
+            key = values[pk] if pk in values else outcome.lastrowid
+            return {pk: key}
         with connection(gateway.engine, begin=True) as conn:
             stmt: Any = insert(gateway.table).values(values)
             if gateway.returning:
                 return conn.execute(stmt.returning(*gateway.table.columns)).one()._asdict()
             inserted = conn.execute(stmt).inserted_primary_key
-            key = inserted[0] if inserted else None
+            key = inserted[0] if inserted else values.get(pk)
+            if not whole:
+                return {pk: key}
             row = conn.execute(select(gateway.table).where(gateway.pk == key)).first()
-            return row._asdict() if row is not None else dict(values, **{gateway.pk.name: key})
+            return row._asdict() if row is not None else dict(values, **{pk: key})
 
     def _guard(self, conn: Any, pk: Any, precondition: str | None) -> Any:
         """The WHERE clause of a write: the key, and the row as read if it is conditional."""

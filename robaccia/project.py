@@ -41,7 +41,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from robaccia.errors import BadRequest, NotFound, RobacciaError
+from robaccia.errors import BadRequest, HTTPException, NotFound, RobacciaError
+from robaccia.middleware import Steps
 from robaccia.parsers import Limits
 from robaccia.request import Request, safe_root, site_path
 from robaccia.uritemplate import Template
@@ -61,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 #: Longer names cannot be views (and would be too long for some file systems).
 MAX_VIEW_NAME = 100
+#: Paths the project serves itself (besides /static/...).
+_BUILT_IN = frozenset({"/favicon.ico", "/openapi.json"})
 #: The first segment of a path, where a view's name would be.
 _FIRST_SEGMENT = Template("/{view:word}|")
 #: The files and folders that make a folder a project.
@@ -160,6 +163,9 @@ class Project:
         self._app: WSGIApplication | None = None
         self._routes: WSGIApplication | None = None
         self._engine: Engine | None = None
+        self._steps: Steps | None = None
+        self._nav: dict[tuple[str, str | None], tuple[dict[str, Any], ...]] = {}
+        self._direct = False  # the steps call the routes with nothing between
 
     def _load_settings(self) -> types.ModuleType | None:
         if not (self.root / "settings.py").is_file():
@@ -250,16 +256,24 @@ class Project:
 
     def deferred_collection(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Route to the view named by the ``view`` routing argument."""
-        return self.view(Request.of(environ).view or "")(environ, start_response)
+        name = Request.of(environ).view or ""
+        return (self._views.get(name) or self.view(name))(environ, start_response)
 
     # --- the built-in pages ---------------------------------------------------------------
 
     def template_context(self, request: Request) -> dict[str, Any]:
         """The variables every page of the project gets: its name and collections."""
-        current = request.view
-        root = request.script_root
-        nav = [{"name": n, "title": n.replace("_", " ").capitalize(), "url": site_path(f"{root}/{n}/"),
-                "current": n == current} for n in self.collections()]
+        key = (request.script_root, request.view)
+        nav = self._nav.get(key)
+        if nav is None:
+            # PERF: the same list for every page of a view (pages only read it)
+            root, current = key
+            nav = tuple({"name": n, "title": n.replace("_", " ").capitalize(),
+                         "url": site_path(f"{root}/{n}/"), "current": n == current}
+                        for n in self.collections())
+            if len(self._nav) >= 1024:
+                self._nav.clear()
+            self._nav[key] = nav
         return {"project": self.name, "nav": nav}
 
     def index(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -376,8 +390,10 @@ class Project:
         return app  # type: ignore[no-any-return]
 
     def build(self) -> Project:
-        """Load the routes and middlewares now (a server does, to fail at start); return self."""
+        """Load the routes, middlewares and engine now (a server does, to fail at start)."""
         self._chain()
+        if (self.root / "dbconfig.py").is_file():
+            self.engine  # noqa: B018 (imports dbconfig)
         return self
 
     def _chain(self) -> WSGIApplication:
@@ -389,7 +405,12 @@ class Project:
 
                     self._routes = self._load_routes()
                     middleware = self.setting("MIDDLEWARE", DEFAULT_MIDDLEWARE)
-                    self._app = compose(self._route, middleware, self)
+                    app = compose(self._route, middleware, self)
+                    # PERF: steps around everything run here, one call fewer per request.
+                    if isinstance(app, Steps):
+                        self._steps = app
+                        self._direct = app.app == self._route
+                    self._app = app
         return self._app
 
     def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -411,13 +432,39 @@ class Project:
         request = Request(environ)
         request.project = self
         script = environ.get("SCRIPT_NAME", "")
-        environ["robaccia.unrouted"] = self.unrouted
-        respond = request.hook(start_response)
+        # PERF: what Request.hook does, without the call.
+        request.hooked = True
+        request._start_response = start_response
+        respond = request.respond
         if script and not safe_root(script):
             request.script_root = ""
             return BadRequest("The request's SCRIPT_NAME is not a plain path.")(environ, respond)
-        request.script_root = script
-        result = app(environ, respond)
+        request._script_root = script
+        steps = self._steps
+        if steps is None:
+            result = app(environ, respond)
+            if environ.get("REQUEST_METHOD") == "HEAD":
+                return drop_body(result)
+            return result
+        inner: WSGIApplication = steps.app
+        if self._direct and self._routes is not None:
+            path = environ.get("PATH_INFO", "")
+            if not (path.startswith("/static/") or path in _BUILT_IN):
+                inner = self._routes  # PERF: _route would only pass it on
+        if steps.guard is None:
+            try:
+                steps.enter(request)
+            except HTTPException as refused:
+                return refused(environ, respond)
+            result = inner(environ, respond)  # type: ignore[misc]
+        else:
+            try:
+                steps.enter(request)
+                result = inner(environ, respond)  # type: ignore[misc]
+            except HTTPException as exc:
+                result = exc(environ, respond)
+            except Exception:
+                result = steps.guard.error(environ, respond, sys.exc_info())
         if environ.get("REQUEST_METHOD") == "HEAD":
             return drop_body(result)
         return result
@@ -429,9 +476,12 @@ def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse)
     Uses the request's project when there is one; otherwise the ``views``
     package on ``sys.path``. Unknown views are 404.
     """
-    project = Request.of(environ).project
+    request = environ.get("robaccia.request") or Request(environ)
+    project = request.project
     if project is not None:
-        return project.deferred_collection(environ, start_response)
+        # PERF: Project.deferred_collection, inline: every collection request comes here
+        name = request.view or ""
+        return (project._views.get(name) or project.view(name))(environ, start_response)
     try:
         view = Request.of(environ).view
         if not is_view_name(view):

@@ -47,6 +47,7 @@ __all__ = [
 ]
 
 ENGINES = ("genshi", "jinja2")
+_SLASH = os.sep == "/"
 CONTENT_TYPES = {"html": "text/html; charset=utf-8", "json": "application/json"}
 Renderer = Callable[..., Iterable[bytes]]
 
@@ -123,7 +124,7 @@ class Templates:
 
     def render(self, name: str, context: Mapping[str, Any]) -> bytes:
         """Render the template ``name`` (relative to the folder) to UTF-8."""
-        return self._render(name.replace(os.sep, "/"), context)
+        return self._render(name if _SLASH else name.replace(os.sep, "/"), context)
 
 
 _lock = threading.Lock()
@@ -166,21 +167,27 @@ def render(
         body = to_json(vars)
         content_type = CONTENT_TYPES["json"]
     else:
-        from robaccia.request import Request
-
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or _request(environ)
         templates: Templates = request.templates or _default_templates()
         context = request.template_context()
         context.update(vars)
         body = templates.render(template_file, context)
         content_type = CONTENT_TYPES["html"]
-    out = [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-    if headers:
-        given = {name.lower() for name, _ in headers}
-        out = [h for h in out if h[0].lower() not in given]
-        out.extend(headers)
+    if not headers:
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+        return [body]
+    given = {name.lower() for name, _ in headers}
+    out = [h for h in (("Content-Type", content_type), ("Content-Length", str(len(body))))
+           if h[0].lower() not in given]
+    out.extend(headers)
     start_response(status, out)
     return [body]
+
+
+def _request(environ: WSGIEnvironment) -> Any:
+    from robaccia.request import Request
+
+    return Request.of(environ)
 
 
 def find_renderer(ext: str) -> Renderer:

@@ -66,6 +66,8 @@ class Representation:
 
     ext: ClassVar[str]
     media_type: ClassVar[str]
+    #: Whether :meth:`created` shows the new row (else only its key is needed).
+    shows_created_row: ClassVar[bool] = True
 
     def page(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
              handler: str, context: Mapping[str, Any], status: str = "200 OK",
@@ -99,6 +101,7 @@ class HTMLRepresentation(Representation):
 
     ext = "html"
     media_type = "text/html; charset=utf-8"
+    shows_created_row = False
 
     def page(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
              handler: str, context: Mapping[str, Any], status: str = "200 OK",

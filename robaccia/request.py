@@ -42,9 +42,46 @@ __all__ = ["Request", "UnsafeURLError", "site_path"]
 
 #: What a path robaccia emits may hold: RFC 3986 path characters and "%".
 _SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[^\s#\\]*)?\Z")
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9._~/-]*\Z").match
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9._~-]+\Z").match
 _ROOT = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,;=:@%]+)*\Z")
 
 SendHook = Callable[["Request", list[tuple[str, str]]], None]
+#: Response header names, as apps usually spell them, that no layer replaces.
+_USUAL = frozenset({"Content-Type", "Content-Length", "ETag", "Location", "Set-Cookie", "Link",
+                    "Cache-Control", "Vary", "Allow", "Retry-After", "Last-Modified", "Date"})
+
+
+_SIMPLE_COOKIES = re.compile(r"(?:[A-Za-z0-9_.-]+=[A-Za-z0-9!#$%&'*+\-.^_`|~:/?@=]*(?:; ?(?=.)|\Z))+\Z").match
+
+
+def _parse_cookies(header: str | None) -> dict[str, str]:
+    """The cookies of a Cookie header, by name (the first of a repeated name).
+
+    WebOb's parser reads them (quoted values, escapes), each value decoded on
+    its own: one that is not UTF-8 is left out instead of spoiling the rest.
+    PERF: a header of only plain ``name=value`` pairs, the usual one, is split
+    directly (what WebOb's parser gives for it).
+    """
+    jar: dict[str, str] = {}
+    if not header:
+        return jar
+    if _SIMPLE_COOKIES(header):
+        for part in header.split(";"):
+            name, _, value = part.strip().partition("=")
+            if name not in jar:
+                jar[name] = value
+        return jar
+    from webob.cookies import parse_cookie
+
+    if not header.isascii():  # a WSGI header is latin-1; anything past that is noise
+        header = header.encode("latin-1", "replace").decode("latin-1")
+    for key, value in parse_cookie(header):
+        try:
+            jar.setdefault(key.decode("ascii"), value.decode("utf-8"))
+        except UnicodeError:
+            continue
+    return jar
 
 
 class UnsafeURLError(RobacciaError, ValueError):
@@ -94,15 +131,23 @@ class Request(BaseRequest):
     #: True once a layer wrapped start_response with :meth:`hook`.
     hooked: bool = False
 
+    #: The messages this request flashed (for the next page).
+    flash_out: tuple[str, ...] | list[str] = ()
+    _send_hooks: tuple[SendHook, ...] | list[SendHook] = ()
+    _headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()
+    #: Headers every response gets, replacing the app's own of these names
+    #: (the security headers); see :meth:`always_send`.
+    _always: list[tuple[str, str]] = []
+    _always_names: frozenset[str] = frozenset()
+    _values: dict[str, Any] | None = None
+    _is_form = False
+    _script_root: str | None = None
+
     def __init__(self, environ: WSGIEnvironment) -> None:
-        # PERF: WebOb's checks (charset, keywords) are for hand-built requests.
-        self.__dict__["environ"] = environ
+        # PERF: WebOb's checks (charset, keywords) are for hand-built requests,
+        # and the lists above are made only by the requests that use them.
+        self.environ = environ
         environ["robaccia.request"] = self
-        self.flash_out: list[str] = []
-        self._send_hooks: list[SendHook] = []
-        self._headers: list[tuple[str, str]] = []
-        self._values: dict[str, Any] | None = None
-        self._is_form = False
 
     @classmethod
     def of(cls, environ: WSGIEnvironment) -> Request:
@@ -186,31 +231,39 @@ class Request(BaseRequest):
     def cookie(self, name: str) -> str | None:
         """Return a cookie's value; a cookie that cannot be read is absent.
 
-        WebOb decodes every cookie of the header at once and fails on the
-        first that is not UTF-8; one hostile cookie must not hide the others.
+        The header is parsed once (by WebOb's parser), each cookie decoded on
+        its own: WebOb's ``cookies`` decodes them all at once and fails on the
+        first that is not UTF-8, and one hostile cookie must not hide the others.
         """
-        try:
-            return self.cookies.get(name)  # type: ignore[no-any-return]
-        except (UnicodeError, ValueError):
-            from webob.cookies import parse_cookie
-
-            for key, value in parse_cookie(self.environ.get("HTTP_COOKIE", "")):
-                if key == name.encode("ascii"):
-                    try:
-                        return value.decode("utf-8")  # type: ignore[no-any-return]
-                    except UnicodeError:
-                        return None
-            return None
+        jar = self.__dict__.get("_jar")
+        if jar is None:
+            jar = self.__dict__["_jar"] = _parse_cookies(self.environ.get("HTTP_COOKIE"))
+        return jar.get(name)  # type: ignore[no-any-return]
 
     # --- what the response carries --------------------------------------------------
 
     def add_header(self, name: str, value: str) -> None:
         """Send a header with whatever response this request gets."""
-        self._headers.append((name, value))
+        if not self._headers:
+            self._headers = []
+        self._headers.append((name, value))  # type: ignore[union-attr]
+
+    def always_send(self, headers: list[tuple[str, str]], names: frozenset[str]) -> None:
+        """Send these headers with the response, instead of any the app set by these (lowercase) names.
+
+        PERF: the security headers go on every response; a list kept aside is
+        cheaper than a hook on every request.
+        """
+        self._always = headers
+        self._always_names = names
 
     def before_send(self, hook: SendHook) -> None:
-        """Call ``hook(request, headers)`` just before the response starts."""
-        self._send_hooks.append(hook)
+        """Call ``hook(request, headers)`` just before the response starts (once per hook)."""
+        hooks = self._send_hooks
+        if not hooks:
+            self._send_hooks = [hook]
+        elif hook not in hooks:
+            hooks.append(hook)  # type: ignore[union-attr]
 
     def hook(self, start_response: Any) -> Any:
         """Wrap ``start_response`` so the response carries this request's headers.
@@ -219,28 +272,50 @@ class Request(BaseRequest):
         middleware used on its own); later layers see ``hooked`` and do not.
         """
         self.hooked = True
+        self._start_response = start_response
+        return self.respond
 
-        def respond(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            return start_response(status, self.finish_headers(headers), exc_info)
+    def respond(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        """The start_response :meth:`hook` gives: what the layers add, then the server's.
 
-        return respond
-
-    def finish_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        """Return the response headers with what the layers added (a new list)."""
+        The app's headers are kept (in a new list) with this request's
+        headers after them: those sent always (replacing the app's own of
+        those names), those added, and what the send hooks add.
+        """
         self.started = True
-        out = headers + self._headers
+        always = self._always
+        if always:
+            names = self._always_names
+            for name, _ in headers:
+                # PERF: the usual names are known not to clash, without lower().
+                if name not in _USUAL and name.lower() in names:
+                    headers = [h for h in headers if h[0].lower() not in names]
+                    break
+            out = headers + always
+        else:
+            out = list(headers)
+        if self._headers:
+            out += self._headers
         for hook in self._send_hooks:
             hook(self, out)
-        if self.personal and not any(k.lower() == "cache-control" for k, _ in out):
-            out.append(("Cache-Control", "private, no-store"))
-            out.append(("Vary", "Cookie"))
-        return out
+        if self.personal:
+            for name, _ in out:
+                if name == "Cache-Control" or (name not in _USUAL and name.lower() == "cache-control"):
+                    break
+            else:
+                out.append(("Cache-Control", "private, no-store"))
+                out.append(("Vary", "Cookie"))
+        return self._start_response(status, out, exc_info)
 
     # --- flash messages and the form token ---------------------------------------------
 
     def flash(self, message: str) -> None:
         """Queue a message for the next page this browser shows."""
-        self.flash_out.append(message)
+        if not self.flash_out:
+            self.flash_out = []
+            if self.flash_store is not None:
+                self.before_send(self.flash_store.send)
+        self.flash_out.append(message)  # type: ignore[union-attr]
 
     @property
     def flashes(self) -> list[str]:
@@ -282,7 +357,7 @@ class Request(BaseRequest):
             "flashes": self.flashes,
             "url_for": self.url_for,
             "static_url": self.static_url,
-            "home_url": site_path(self.script_root + "/"),
+            "home_url": self.script_root + "/",  # a checked root (see the project) and a slash
             "request": self,
         }
         if self.project is not None:
@@ -296,7 +371,7 @@ class Request(BaseRequest):
     @property
     def script_root(self) -> str:
         """The path the application is mounted at (SCRIPT_NAME when the project got it)."""
-        root = self.__dict__.get("_script_root")
+        root = self._script_root
         if root is None:
             routes = self.environ.get("robaccia.routes")
             root = routes[1] if routes is not None else ""
@@ -304,7 +379,7 @@ class Request(BaseRequest):
 
     @script_root.setter
     def script_root(self, value: str) -> None:
-        self.__dict__["_script_root"] = value
+        self._script_root = value
 
     def url_for(self, name: str, **values: Any) -> str:
         """Return the path of the route named ``name`` (with SCRIPT_NAME).
@@ -328,8 +403,11 @@ class Request(BaseRequest):
         matched = self.environ.get("robaccia.route")
         if matched is not None and matched[0].template is not None:
             route, script = matched
-            current = {k: v for k, v in self.routing.items() if k in route.template.variables}
-            current.update((k, v) for k, v in values.items() if k in route.template.variables)
+            names = route.template._names
+            current = {k: v for k, v in self.routing.items() if k in names}
+            for key, value in values.items():
+                if key in names:
+                    current[key] = value
             return site_path(script + route.build(current))
         return site_path(self._fallback_url(values))
 
@@ -348,14 +426,65 @@ class Request(BaseRequest):
     @property
     def collection_url(self) -> str:
         """The URL of the collection this request addressed."""
-        return self.route_url(id=None, noun=None)
+        shape = self._shape()
+        return shape[0] if shape else self.route_url(id=None, noun=None)
 
     def member_url(self, id: Any, noun: str | None = None) -> str:
         """The URL of a member of this collection (or of one of its nouns)."""
+        if noun is None:
+            # PERF: a list page asks for one per row. The route was expanded
+            # once around a marker; a plain key that its range takes goes in
+            # the marker's place (what expanding with it would give).
+            shape = self._shape()
+            if shape:
+                text = id if type(id) is str else str(id)
+                if _PLAIN_KEY(text) and shape[3](text) is not None:
+                    return shape[1] + text + shape[2]
         return self.route_url(id=str(id), noun=noun)
+
+    def _shape(self) -> tuple[str, str, str, Any] | None:
+        """(collection URL, before the id, after the id, id check) of this request's
+        collection, or None when its route cannot be built that way.
+
+        Kept on the route, per SCRIPT_NAME and the route's other values (the
+        view), a bounded number: they are the same for every request to a
+        collection.
+        """
+        shape = self.__dict__.get("_url_shape", False)
+        if shape is not False:
+            return shape  # type: ignore[no-any-return]
+        shape = None
+        matched = self.environ.get("robaccia.route")
+        if matched is not None and matched[0].template is not None:
+            route, script = matched
+            names = route.template._names
+            key = (script, *sorted((k, v) for k, v in self.routing.items()
+                                   if k in names and k not in ("id", "noun")))
+            shapes = route.shapes
+            shape = shapes.get(key)
+            if shape is None:
+                shape = self._new_shape(route)
+                if len(shapes) >= 256:
+                    shapes.clear()
+                shapes[key] = shape
+        self.__dict__["_url_shape"] = shape
+        return shape
+
+    def _new_shape(self, route: Any) -> tuple[str, str, str, Any] | None:
+        check = route.template.checker("id")
+        if check is None or "noun" in route.template._names and route.template.checker("noun") is None:
+            return None
+        marker = next((m for m in ("Rx0bacc1a", "9081726354") if check(m) is not None), None)
+        if marker is None:
+            return None
+        collection = self.route_url(id=None, noun=None)
+        before, found, after = self.route_url(id=marker, noun=None).rpartition(marker)
+        return (collection, before, after, check) if found and marker not in before else None
 
     def static_url(self, path: str) -> str:
         """The URL of a file below the project's static/ folder."""
-        from urllib.parse import quote
+        if not _PLAIN_PATH(path):
+            from urllib.parse import quote
 
-        return site_path(self.script_root + "/static/" + quote(path, safe="/-._~"))
+            path = quote(path, safe="/-._~")
+        return site_path(self.script_root + "/static/" + path)

@@ -46,7 +46,7 @@ always matches the template again.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -269,14 +269,27 @@ class RouteBuildError(RobacciaError, ValueError):
 
 #: Characters a value may keep unescaped, by range (the rest is percent-encoded).
 _SAFE = {"segment": "!$&'()*+,;=:@-._~", "any": "/!$&'()*+,;=:@-._~"}
+#: A value of only these characters needs no percent-encoding in any range.
+_PLAIN = re.compile(r"[A-Za-z0-9._~-]*\Z").match
+
+
+class _Checker:
+    """How one capture's values are written: percent-encoded where allowed, then checked."""
+
+    __slots__ = ("safe", "fullmatch")
+
+    def __init__(self, cap: _Capture) -> None:
+        self.safe = _SAFE.get(cap.range) if cap.builtin else None
+        pattern = cap.regex if not cap.builtin else f"(?:{cap.regex})+"
+        self.fullmatch = re.compile(pattern, re.ASCII).fullmatch
 
 
 def _value(cap: _Capture, value: Any, template: str) -> str:
-    text = str(value)
-    if cap.builtin and cap.range in _SAFE:
-        text = quote(text, safe=_SAFE[cap.range])
-    pattern = cap.regex if not cap.builtin else f"(?:{cap.regex})+"
-    if not re.fullmatch(pattern, text, re.ASCII):
+    text = value if type(value) is str else str(value)
+    checker: _Checker = cap.checker  # type: ignore[attr-defined]
+    if checker.safe is not None and not _PLAIN(text):
+        text = quote(text, safe=checker.safe)
+    if checker.fullmatch(text) is None:
         raise RouteBuildError(f"{value!r} cannot be the {{{cap.name}}} of {template!r}")
     return text
 
@@ -295,7 +308,7 @@ def _expand(items: list[_Node], values: Mapping[str, Any], template: str) -> tup
             out.append(_value(node, value, template))
             wrote = True
         else:
-            direct = [n for n in node.items if isinstance(n, _Capture)]
+            direct: list[_Capture] = node.direct  # type: ignore[attr-defined]
             if any(values.get(n.name) in (None, "") for n in direct):
                 continue
             text, inner = _expand(node.items, values, template)
@@ -303,6 +316,16 @@ def _expand(items: list[_Node], values: Mapping[str, Any], template: str) -> tup
                 out.append(text)
                 wrote = True
     return "".join(out), wrote
+
+
+def _prepare(items: list[_Node]) -> None:
+    """Compile, once, what expansion needs of each node."""
+    for node in items:
+        if isinstance(node, _Capture):
+            node.checker = _Checker(node)  # type: ignore[attr-defined]
+        elif isinstance(node, _Optional):
+            node.direct = [n for n in node.items if isinstance(n, _Capture)]  # type: ignore[attr-defined]
+            _prepare(node.items)
 
 
 class Template:
@@ -322,6 +345,15 @@ class Template:
         self.regex = re.compile(self.pattern, re.ASCII)
         #: The names of the captures, in order.
         self.variables = tuple(n.name for n in _walk(self._items) if isinstance(n, _Capture))
+        self._names = frozenset(self.variables)
+        _prepare(self._items)
+
+    def checker(self, name: str) -> Callable[[str], Any] | None:
+        """The fullmatch of the capture ``name`` (None if the template has no such capture)."""
+        for node in _walk(self._items):
+            if isinstance(node, _Capture) and node.name == name:
+                return node.checker.fullmatch  # type: ignore[attr-defined, no-any-return]
+        return None
 
     def match(self, path: str) -> dict[str, Any] | None:
         """Return the captures of a path the template matches (at its start, when open-ended)."""
@@ -333,8 +365,8 @@ class Template:
 
         :raises RouteBuildError: a value is missing, unknown or cannot match.
         """
-        unknown = set(values) - set(self.variables)
-        if unknown:
+        if not self._names.issuperset(values):
+            unknown = set(values) - self._names
             raise RouteBuildError(f"{self.template!r} has no {', '.join(sorted(unknown))}")
         return _expand(self._items, values, self.template)[0]
 

@@ -72,6 +72,7 @@ MEMBER_HANDLERS = {"GET": "retrieve", "PUT": "update", "DELETE": "delete"}
 #: Methods that may prefix a noun handler (``get_edit_form``).
 NOUN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
+_NONE: dict[str, str] = {}
 _NO_VARS = b"Environment variables for wsgicollection.Collection not provided via WSGI."
 
 
@@ -152,14 +153,20 @@ class Collection:
         :raises NotFound: when nothing handles this id and noun.
         :raises MethodNotAllowed: when other methods do.
         """
-        request = Request.of(environ)
-        handlers = self._candidates(request.id, request.noun)
+        # PERF: this runs on every request: the table and the arguments are
+        # read inline, without the helpers above.
+        table: Any = type(self).__dict__.get("_robaccia_handlers") or self._handlers()
+        args = environ.get("wsgiorg.routing_args")
+        url_vars = args[1] if args is not None else (environ.get("selector.vars") or {})
+        noun = url_vars.get("noun")
+        handlers = table["nouns"].get(noun, _NONE) if noun else table[bool(url_vars.get("id"))]
         if not handlers:
             raise NotFound()
         method = environ.get("REQUEST_METHOD", "GET")
         if method == "HEAD":
             method = "GET"
         name = handlers.get(method)
+        request = environ.get("robaccia.request") or Request(environ)
         if name is None:
             if method == "OPTIONS":
                 request.handler = None
@@ -192,6 +199,8 @@ class Collection:
             start_response("200 OK", [("Allow", ", ".join(allow)), ("Content-Length", "0")])
             return []
         result = getattr(self, name)(environ, start_response)
+        if type(self).finish is Collection.finish:
+            return result  # PERF: nothing to finish for a plain collection
         return self.finish(environ, start_response, name, result)
 
     def finish(

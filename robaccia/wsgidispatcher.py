@@ -108,7 +108,7 @@ class Route:
     :param template: the compiled URI template (None for a regex rule).
     """
 
-    __slots__ = ("name", "template", "apps", "text", "regex", "positional")
+    __slots__ = ("name", "template", "apps", "text", "regex", "positional", "shapes")
 
     def __init__(self, name: str | None, template: Template | None, apps: Mapping[str, WSGIApplication],
                  *, text: str | None = None, regex: re.Pattern[str] | None = None,
@@ -119,6 +119,8 @@ class Route:
         self.text = text  # a plain string, matched by equality
         self.regex = regex if regex is not None else (template.regex if template else None)
         self.positional = positional
+        #: URL shapes requests have worked out for this route (see Request.member_url).
+        self.shapes: dict[Any, Any] = {}
 
     def build(self, values: Mapping[str, Any]) -> str:
         """Return the path of this route for these values."""
@@ -149,7 +151,7 @@ class Dispatcher:
     """A WSGI application that routes by URI template and method.
 
     :param handle404: the application called when no rule matches (default:
-        ``environ['robaccia.unrouted']`` when a project set one, else a 404).
+        the project's, which serves its front page; else a 404).
     :param ranges: extra named ranges for this dispatcher's templates.
     """
 
@@ -293,8 +295,14 @@ class Dispatcher:
             return app(environ, start_response)
         if allowed:
             return MethodNotAllowed(allowed)(environ, start_response)
-        handle404 = self.handle404 or environ.get("robaccia.unrouted") or _NOT_FOUND
+        handle404 = self.handle404 or _unrouted(environ) or _NOT_FOUND
         return handle404(environ, start_response)  # type: ignore[no-any-return]
+
+
+def _unrouted(environ: WSGIEnvironment) -> WSGIApplication | None:
+    """The project's answer for paths no route matched (the front page, /view to /view/), if any."""
+    project = getattr(environ.get("robaccia.request"), "project", None)
+    return getattr(project, "unrouted", None)
 
 
 _NOT_FOUND = NotFound()

@@ -121,10 +121,13 @@ def test_the_fast_path_is_allowed_only_where_tested(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture
-def postgres(db: Engine) -> Engine:
-    if db.dialect.name != "postgresql":
-        pytest.skip("schemas: PostgreSQL")
-    return db
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """PostgreSQL alone: schemas are its (MariaDB's are databases, SQLite has none)."""
+    from conftest import _connect
+
+    engine = _connect("postgresql", tmp_path_factory)
+    yield engine
+    engine.dispose()
 
 
 def test_schema_translate_map_is_honoured(postgres: Engine) -> None:

@@ -175,7 +175,8 @@ def test_run_serves_the_project(project: Path) -> None:
     text = log.read_text()
     assert '"GET /employees/ HTTP/1.1" 200' in text
     assert '"POST /people/ HTTP/1.1" 201' in text
-    assert "ERROR robaccia.middleware: Unhandled error on GET /boom/\nTraceback" in text
+    assert ("ERROR robaccia.middleware: Unhandled error on GET /boom/: RuntimeError: kaboom "
+            "<script>alert(1)</script>\nTraceback") in text
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
 
 
@@ -217,7 +218,7 @@ def test_serve_serves_the_project_without_debug(project: Path, tmp_path: Path) -
         process.terminate()
         assert process.wait(timeout=15) == 0
     text = output.read_text()
-    assert "Unhandled error on GET /boom/\nTraceback (most recent call last):" in text
+    assert "Unhandled error on GET /boom/: RuntimeError: kaboom" in text and "Traceback (most recent call last):" in text
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
     assert "(2 workers)" in text.splitlines()[0]
 
