@@ -78,11 +78,18 @@ class Scenario:
 
 
 SCENARIOS: list[Scenario] = [
-    Scenario("plumbing", "1. Plumbing: GET /employees/1, a fixed 13-byte body", "plumbing",
+    Scenario("plumbing", "1a. Plumbing: GET /employees/1, a fixed 13-byte body", "plumbing",
              "GET", "/employees/1", accept="*/*", contestants=PLUMBING_CONTESTANTS,
              note="Routing, request and response only. robaccia: a custom collection added "
                   "before the default routes of the scaffolded dispatcher.py, behind the "
                   "generated project middleware."),
+    Scenario("convention", "1b. Convention route: GET /hello/1 to views/hello.py, a fixed "
+             "13-byte body", "convention", "GET", "/hello/1", accept="*/*",
+             contestants=PLUMBING_CONTESTANTS,
+             note="The path every user's request takes. robaccia: the generated dispatcher.py "
+                  "unchanged, its default route and deferred_collection to views/hello.py, a "
+                  "plain Collection whose retrieve answers the body. Peers: a route with a "
+                  "variable to a handler."),
     Scenario("json_member", "2. JSON member: one row by primary key (SQLite file)", "json_member",
              "GET", "/employees/1", accept=JSON_TYPE,
              note="robaccia: `addmodelview employees ... --type json` as generated."),

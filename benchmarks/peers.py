@@ -36,6 +36,7 @@ from common import (
 
 WSGIApp = Callable[..., Any]
 DEEP_DB = {"deep_sqlite": "deep_sqlite", "deep_pg": "deep_pg"}
+FIXED = {"plumbing": "employees", "convention": "hello"}  # app id -> the path's first segment
 
 
 class Logic:
@@ -117,11 +118,14 @@ def build_raw(app_id: str, ctx: Context, kind: str = "raw") -> WSGIApp:
     """raw WSGI, routing by hand; kind "raw" reads with the DB-API driver, "sa" with SQLAlchemy."""
     logic = Logic(ctx, kind)
 
-    if app_id == "plumbing":
+    if app_id in FIXED:
+        prefix = FIXED[app_id]
+        cut = len(prefix) + 2
+
         def plumbing(environ: dict[str, Any], start_response: Any) -> list[bytes]:
             path = environ["PATH_INFO"]
-            if environ["REQUEST_METHOD"] == "GET" and path.startswith("/employees/") \
-                    and path[11:].isdigit():
+            if environ["REQUEST_METHOD"] == "GET" and path.startswith(f"/{prefix}/") \
+                    and path[cut:].isdigit():
                 start_response("200 OK", [("Content-Type", TEXT_TYPE), ("Content-Length", "13")])
                 return [FIXED_BODY]
             return _raw_404(start_response)
@@ -194,12 +198,12 @@ def build_falcon(app_id: str, ctx: Context) -> WSGIApp:
     logic = Logic(ctx)
     app = falcon.App()
 
-    if app_id == "plumbing":
+    if app_id in FIXED:
         class Plumbing:
             def on_get(self, req: Any, resp: Any, id: int) -> None:
                 resp.content_type = TEXT_TYPE
                 resp.data = FIXED_BODY
-        app.add_route("/employees/{id:int}", Plumbing())
+        app.add_route(f"/{FIXED[app_id]}/{{id:int}}", Plumbing())
         return app
 
     if app_id in ("json_member", "jinja2"):
@@ -256,8 +260,8 @@ def build_bottle(app_id: str, ctx: Context) -> WSGIApp:
     app = bottle.Bottle(autojson=False)
     request, response = bottle.request, bottle.response
 
-    if app_id == "plumbing":
-        @app.get("/employees/<id:int>")
+    if app_id in FIXED:
+        @app.get(f"/{FIXED[app_id]}/<id:int>")
         def plumbing(id: int) -> bytes:
             response.content_type = TEXT_TYPE
             return FIXED_BODY
@@ -315,10 +319,10 @@ def build_pyramid(app_id: str, ctx: Context) -> WSGIApp:
     logic = Logic(ctx)
     config = Configurator()
 
-    if app_id == "plumbing":
+    if app_id in FIXED:
         def plumbing(request: Any) -> Any:
             return Response(body=FIXED_BODY, content_type="text/plain", charset="utf-8")
-        config.add_route("member", r"/employees/{id:\d+}")
+        config.add_route("member", f"/{FIXED[app_id]}/{{id:\\d+}}")
         config.add_view(plumbing, route_name="member", request_method="GET")
         return config.make_wsgi_app()
 
@@ -378,8 +382,8 @@ def build_flask(app_id: str, ctx: Context) -> WSGIApp:
     app = flask.Flask(f"bench_{app_id}")
     request, Response = flask.request, flask.Response
 
-    if app_id == "plumbing":
-        @app.get("/employees/<int:id>")
+    if app_id in FIXED:
+        @app.get(f"/{FIXED[app_id]}/<int:id>")
         def plumbing(id: int) -> Any:
             return Response(FIXED_BODY, content_type=TEXT_TYPE)
         return app
@@ -453,10 +457,10 @@ def build_django(app_id: str, ctx: Context) -> WSGIApp:
     logic = Logic(ctx)
     patterns: list[Any] = []
 
-    if app_id == "plumbing":
+    if app_id in FIXED:
         def plumbing(request: Any, pk: int) -> Any:
             return HttpResponse(FIXED_BODY, content_type=TEXT_TYPE)
-        patterns.append(path("employees/<int:pk>", plumbing))
+        patterns.append(path(f"{FIXED[app_id]}/<int:pk>", plumbing))
 
     elif app_id in ("json_member", "jinja2"):
         def member(request: Any, pk: int) -> Any:

@@ -62,7 +62,7 @@ def label(scenario: Scenario, contestant: str) -> str:
         return NAMES[contestant]
     if contestant == "sa":
         name = "raw WSGI + SQLAlchemy Core"
-    elif scenario.key == "plumbing":
+    elif scenario.key in ("plumbing", "convention"):
         return "raw WSGI"
     else:
         name = "raw WSGI + " + ("psycopg" if scenario.app == "deep_pg" else "sqlite3")
@@ -149,6 +149,7 @@ def targets(run: Run) -> list[Verdict]:
                            f"{i_mine:,.0f} vs {i_raw:,.0f} instructions: {i_mine / i_raw:.2f}×"))
     else:
         out.append(Verdict("Plumbing: ≤ 1.6× raw WSGI in instructions", None, "not counted"))
+    out.append(_faster(run, "convention", ("falcon",), "Convention route: faster than Falcon"))
     out += [
         _faster(run, "json_member", PEERS, "JSON member: faster than every peer"),
         _faster(run, "html_member", PEERS, "HTML member (Jinja2): faster than every peer"),

@@ -52,6 +52,21 @@ class Plumbing(Collection):
 app.add("/employees/[{id:unreserved}][;{noun:unreserved}]", Plumbing())
 
 '''
+HELLO_VIEW = '''"""Benchmark (convention scenario): reached through the default route."""
+
+from robaccia.wsgicollection import Collection
+
+
+class Hello(Collection):
+    # GET /hello/{id}
+    def retrieve(self, environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"),
+                                  ("Content-Length", "13")])
+        return [b"Hello, World!"]
+
+
+app = Hello()
+'''
 
 
 def _admin() -> list[str]:
@@ -84,6 +99,8 @@ def scaffold(ctx: Context) -> None:
             _run(["addmodelview", DEEP_TABLE, *FIELD_SPECS, "--type", "json"], root, env)
         ctx.projects[engine] = str(root.resolve())
     _run(["createdb"], work / "benchjinja", env)
+    # Not in an HTML project: a view file would add an entry to its pages' navigation.
+    (Path(ctx.projects["json"]) / "views" / "hello.py").write_text(HELLO_VIEW)
 
     root = Path(ctx.projects["jinja2"])
     text = (root / "dispatcher.py").read_text()
@@ -135,6 +152,8 @@ def build_robaccia(app_id: str, ctx: Context) -> Any:
     if app_id not in _loaded:
         if app_id == "plumbing":
             app = load(ctx.projects["jinja2"], "dispatcher_plumbing", ctx.url("main"), ())
+        elif app_id == "convention":
+            app = load(ctx.projects["json"], "dispatcher", ctx.url("main"), ("hello",))
         elif app_id == "json_member":
             app = load(ctx.projects["json"], "dispatcher", ctx.url("main"), ("employees",))
         elif app_id == "jinja2":
