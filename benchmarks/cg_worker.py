@@ -1,13 +1,13 @@
-"""Count instructions per request under callgrind (run by run.py, not by hand).
+"""Count instructions per request under callgrind (run.py runs it; not by hand).
 
     valgrind --tool=callgrind --instr-atstart=no --dump-before=getppid \\
         --callgrind-out-file=OUT.%p python cg_worker.py CONTEXT.json PLAN.json RESULT.json
 
 The worker starts without instrumentation (imports and app building run at
 near native speed), builds every app of its plan and serves each case's
-warm-up requests, then writes ``RESULT.json.ready`` and spins until
-``RESULT.json.go`` exists: run.py switches instrumentation on in between
-(``callgrind_control -i on PID``).
+warm-up requests, then switches its own instrumentation on with
+``callgrind_control -i on`` (spinning meanwhile: callgrind takes commands
+while its process runs).
 
 Then, for each case (scenario, contestant, warm, n1, n2), it serves a run of
 ``n1`` and a run of ``n2`` requests, each fenced by a call of ``os.getppid()``:
@@ -23,6 +23,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,17 +34,18 @@ from harness import Harness, run_batch
 def main() -> None:
     ctx = Context.load(sys.argv[1])
     plan = json.loads(Path(sys.argv[2]).read_text())
-    result = Path(sys.argv[3])
     h = Harness(ctx)
     for scenario, contestant, warm, _, _ in plan:
         run_batch(h.app(scenario, contestant), h.environs(scenario, warm))
     gc.collect()
     gc.freeze()
 
-    ready, go = Path(f"{result}.ready"), Path(f"{result}.go")
-    ready.write_text(str(os.getpid()))
-    while not go.exists():  # busy, not asleep: callgrind takes commands while running
+    switch = subprocess.Popen(["callgrind_control", "-i", "on", str(os.getpid())],
+                              stdout=subprocess.DEVNULL)
+    while switch.poll() is None:
         sum(range(2000))
+    if switch.returncode != 0:
+        raise SystemExit("callgrind_control could not switch instrumentation on")
 
     segments: list[str] = []  # what ran after each fence
 
@@ -59,7 +61,7 @@ def main() -> None:
             fence(f"{scenario}|{contestant}|{tag}|{n}")
             run_batch(app, envs)
             fence("between")
-    result.write_text(json.dumps({"segments": segments, "pid": os.getpid()}))
+    Path(sys.argv[3]).write_text(json.dumps({"segments": segments, "pid": os.getpid()}))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,16 @@
-"""What every contestant shares: the data, the scenarios, validation, stores, templates.
+"""What every contestant shares: the scenarios, the run's context, validation, pages, stores.
 
 Every contestant answers the same request with the same body bytes. The peers
-(Falcon, Bottle, Pyramid, Flask, Django) run the same SQL through SQLAlchemy
-Core, used as its tutorial shows; the raw WSGI contestant (the limit) talks to
-the DB-API driver directly, and "sa" is raw WSGI on the peers' SQLAlchemy code.
-HTML pages are the templates of the scaffolded robaccia project, rendered by
-each peer with jinja2 (or Genshi) directly.
+run the same SQL through SQLAlchemy Core, as its tutorial shows; raw WSGI (the
+limit) talks to the DB-API driver directly, and "sa" is raw WSGI on the peers'
+SQLAlchemy code. HTML pages are the scaffolded project's templates, rendered
+with jinja2 or Genshi directly.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import sqlite3
 from dataclasses import dataclass, field
@@ -36,27 +34,24 @@ MAIN_ROWS = 200
 DEEP_TABLE = "benchdeep"
 DEEP_ROWS = 1_000_000
 DEEP_AFTER = 500_000
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+FIELD_SPECS = ["name:string:required", "title:string", "office_number:integer"]
+FORM_VALUES = {"name": "Grace Hopper", "title": "Rear admiral & <computing>",
+               "office_number": "417"}
 
 
 def cursor(key: int, position: int) -> str:
-    """A page cursor as robaccia writes one (its key and position; sorted by key)."""
+    """A page cursor as robaccia writes one (robaccia/paging.py): base64 JSON, sorted by key."""
     raw = json.dumps([key, position, False, None], separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-DEEP_CURSOR = cursor(DEEP_AFTER, DEEP_AFTER)
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-FIELD_SPECS = ["name:string:required", "title:string", "office_number:integer"]
-
 #: raw: raw WSGI on the DB-API driver (the limit); sa: raw WSGI on the SQLAlchemy Core
-#: statements every framework here uses (what is left is framework overhead).
+#: statements the peers use (what a peer adds to it is the framework's own overhead).
 CONTESTANTS = ("raw", "sa", "falcon", "bottle", "pyramid", "flask", "django", "robaccia")
-PLUMBING_CONTESTANTS = tuple(c for c in CONTESTANTS if c != "sa")  # no database: sa is raw
-GENSHI_CONTESTANTS = ("raw", "sa", "robaccia")
-
-
-# --- scenarios ----------------------------------------------------------------
+NO_DATABASE = tuple(c for c in CONTESTANTS if c != "sa")  # without a query sa is raw
+BASELINES = ("raw", "sa", "robaccia")  # where no target compares robaccia with the peers
 
 
 @dataclass(frozen=True)
@@ -77,15 +72,17 @@ class Scenario:
     note: str = ""
 
 
+_RAW_NOTE = ("raw = plain {} + the query (sqlite3); sa = the same with the SQLAlchemy Core "
+             "query.")
+_DEEP = f"after={cursor(DEEP_AFTER, DEEP_AFTER)}"
 SCENARIOS: list[Scenario] = [
     Scenario("plumbing", "1a. Plumbing: GET /employees/1, a fixed 13-byte body", "plumbing",
-             "GET", "/employees/1", accept="*/*", contestants=PLUMBING_CONTESTANTS,
+             "GET", "/employees/1", accept="*/*", contestants=NO_DATABASE,
              note="Routing, request and response only. robaccia: a custom collection added "
-                  "before the default routes of the scaffolded dispatcher.py, behind the "
-                  "generated project middleware."),
+                  "before the default route of the generated dispatcher.py."),
     Scenario("convention", "1b. Convention route: GET /hello/1 to views/hello.py, a fixed "
              "13-byte body", "convention", "GET", "/hello/1", accept="*/*",
-             contestants=PLUMBING_CONTESTANTS,
+             contestants=NO_DATABASE,
              note="The path every user's request takes. robaccia: the generated dispatcher.py "
                   "unchanged, its default route and deferred_collection to views/hello.py, a "
                   "plain Collection whose retrieve answers the body. Peers: a route with a "
@@ -95,48 +92,38 @@ SCENARIOS: list[Scenario] = [
              note="robaccia: `addmodelview employees ... --type json` as generated."),
     Scenario("html_member", "3a. HTML member page, Jinja2 (SQLite)", "jinja2", "GET",
              "/employees/1", cookie="jinja2",
-             note="templates/employees/retrieve.html of the scaffolded jinja2 project for all; "
-                  "raw = plain Template.render + the query (sqlite3); sa = the same with the "
-                  "SQLAlchemy Core query."),
+             note="templates/employees/retrieve.html of the jinja2 project for all; "
+                  + _RAW_NOTE.format("Template.render")),
     Scenario("html_list", "3b. HTML list page, 50 rows, Jinja2 (SQLite)", "jinja2", "GET",
              "/employees/", cookie="jinja2",
-             note="templates/employees/list.html for all; raw = plain Template.render + the query "
-                  "(sqlite3); sa = the same with the SQLAlchemy Core query."),
+             note="templates/employees/list.html for all; " + _RAW_NOTE.format("Template.render")),
     Scenario("genshi_member", "3c. HTML member page, Genshi (SQLite)", "genshi", "GET",
-             "/employees/1", cookie="genshi", contestants=GENSHI_CONTESTANTS,
-             note="raw = bare cached Genshi template (generate + render) + the query (sqlite3); "
-                  "sa = the same with the SQLAlchemy Core query."),
+             "/employees/1", cookie="genshi", contestants=BASELINES,
+             note=_RAW_NOTE.format("cached Genshi template (generate + render)")),
     Scenario("genshi_list", "3d. HTML list page, 50 rows, Genshi (SQLite)", "genshi", "GET",
-             "/employees/", cookie="genshi", contestants=GENSHI_CONTESTANTS,
-             note="raw = bare cached Genshi template (generate + render) + the query (sqlite3); "
-                  "sa = the same with the SQLAlchemy Core query."),
+             "/employees/", cookie="genshi", contestants=BASELINES,
+             note=_RAW_NOTE.format("cached Genshi template (generate + render)")),
     Scenario("create", "4. Create: POST a form, validate, insert, 303 (SQLite)", "jinja2",
              "POST", "/employees/", cookie="jinja2", form=True, expect=303,
              note="Every contestant validates name (required, <= 250), title (<= 250) and "
                   "office_number (integer); robaccia also checks the CSRF cookie + token."),
     Scenario("deep_sqlite_first", "5a. Keyset list (JSON), first page, SQLite, 1,000,000 rows",
-             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
+             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE, contestants=BASELINES),
     Scenario("deep_sqlite_deep", "5b. Keyset list (JSON), page at depth 500,000, SQLite",
-             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_CURSOR}",
-             accept=JSON_TYPE),
+             "deep_sqlite", "GET", f"/{DEEP_TABLE}/", query=_DEEP, accept=JSON_TYPE,
+             contestants=BASELINES),
     Scenario("deep_pg_first", "5c. Keyset list (JSON), first page, PostgreSQL, 1,000,000 rows",
-             "deep_pg", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE),
+             "deep_pg", "GET", f"/{DEEP_TABLE}/", accept=JSON_TYPE, contestants=BASELINES),
     Scenario("deep_pg_deep", "5d. Keyset list (JSON), page at depth 500,000, PostgreSQL",
-             "deep_pg", "GET", f"/{DEEP_TABLE}/", query=f"after={DEEP_CURSOR}",
-             accept=JSON_TYPE),
+             "deep_pg", "GET", f"/{DEEP_TABLE}/", query=_DEEP, accept=JSON_TYPE,
+             contestants=BASELINES),
 ]
 BY_KEY = {s.key: s for s in SCENARIOS}
-
-FORM_VALUES = {"name": "Grace Hopper", "title": "Rear admiral & <computing>",
-               "office_number": "417"}
-
-
-# --- the context shared between the runner, its workers and gunicorn targets ----
 
 
 @dataclass
 class Context:
-    """Where the run's files are; saved as JSON for the worker processes."""
+    """Where the run's files are; saved as JSON for the callgrind workers and gunicorn."""
 
     workdir: str
     main_db: str
@@ -152,66 +139,38 @@ class Context:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Context:
+    def load(cls, path: str | Path) -> Context:
         return cls(**json.loads(Path(path).read_text()))
 
     def url(self, db: str) -> str:
-        if db == "main":
-            return f"sqlite:///{self.main_db}"
-        if db == "deep_sqlite":
-            return f"sqlite:///{self.deep_db}"
-        if db == "deep_pg":
-            return PG_URL
-        raise KeyError(db)
-
-    def templates(self, engine: str) -> str:
-        return str(Path(self.projects[engine]) / "templates")
-
-
-# --- one request as a WSGI environ ----------------------------------------------
-
-
-def form_body(ctx: Context) -> bytes:
-    values = dict(FORM_VALUES, _csrf=ctx.tokens.get("jinja2", ""))
-    return urlencode(values).encode()
+        return {"main": f"sqlite:///{self.main_db}", "deep_sqlite": f"sqlite:///{self.deep_db}",
+                "deep_pg": PG_URL}[db]
 
 
 def base_environ(scenario: Scenario, ctx: Context) -> tuple[dict[str, Any], bytes]:
-    """Return the environ a server would build for this request (less wsgi.input), and the body."""
-    body = form_body(ctx) if scenario.form else b""
+    """The environ a server would build for this request (less wsgi.input), and the body."""
+    body = b""
     env: dict[str, Any] = {
-        "REQUEST_METHOD": scenario.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": scenario.path,
+        "REQUEST_METHOD": scenario.method, "SCRIPT_NAME": "", "PATH_INFO": scenario.path,
         "QUERY_STRING": scenario.query,
         "RAW_URI": scenario.path + ("?" + scenario.query if scenario.query else ""),
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "REMOTE_PORT": "54321",
-        "HTTP_HOST": "127.0.0.1:8000",
-        "HTTP_USER_AGENT": "robaccia-bench/1",
-        "HTTP_ACCEPT": scenario.accept,
-        "HTTP_ACCEPT_ENCODING": "gzip, deflate",
-        "HTTP_CONNECTION": "keep-alive",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "wsgi.input_terminated": True,
+        "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "54321", "HTTP_HOST": "127.0.0.1:8000",
+        "HTTP_USER_AGENT": "robaccia-bench/1", "HTTP_ACCEPT": scenario.accept,
+        "HTTP_ACCEPT_ENCODING": "gzip, deflate", "HTTP_CONNECTION": "keep-alive",
+        "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.multithread": False,
+        "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.input_terminated": True,
     }
     if scenario.cookie:
         env["HTTP_COOKIE"] = ctx.cookies[scenario.cookie]
     if scenario.form:
-        env["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
-        env["CONTENT_LENGTH"] = str(len(body))
-        env["HTTP_ORIGIN"] = "http://127.0.0.1:8000"
+        body = urlencode(dict(FORM_VALUES, _csrf=ctx.tokens.get("jinja2", ""))).encode()
+        env.update(CONTENT_TYPE="application/x-www-form-urlencoded",
+                   CONTENT_LENGTH=str(len(body)), HTTP_ORIGIN="http://127.0.0.1:8000")
     return env, body
 
 
-# --- validation every contestant does on create --------------------------------
+# --- the work behind the routes ---------------------------------------------------------
 
 _INT = re.compile(r"[+-]?[0-9]+\Z")
 
@@ -251,33 +210,27 @@ def member_location(pk: Any) -> str:
     return "/employees/" + quote(str(pk), safe="-._~")
 
 
-# --- pages ---------------------------------------------------------------------------
-
-
 class PageField:
     """What the project templates read of a column (robaccia passes its Field objects)."""
 
-    __slots__ = ("name", "label", "input")
+    __slots__ = ("name", "label", "input", "long")
 
-    def __init__(self, name: str, label: str, input: str) -> None:
-        self.name = name
-        self.label = label
-        self.input = input
+    def __init__(self, name: str, label: str, input: str, long: bool = False) -> None:
+        self.name, self.label, self.input, self.long = name, label, input, long
 
     def display(self, value: Any) -> str:
         return "" if value is None else str(value)
 
+    def excerpt(self, value: Any) -> str:  # a list cell of a long column: 200 characters
+        text = self.display(value)
+        return text if len(text) <= 200 else text[:200].rstrip() + "\u2026"
 
-FIELDS = [PageField("id", "Id", "number"), PageField("name", "Name", "text"),
-          PageField("title", "Title", "text"),
+
+FIELDS = [PageField("id", "Id", "number"), PageField("name", "Name", "text", long=True),
+          PageField("title", "Title", "text", long=True),
           PageField("office_number", "Office number", "number")]
-
-
 _CAN = SimpleNamespace(create=True, update=True, delete=True)
-
-
-def _static_url(path: str) -> str:
-    return "/static/" + path
+_NAV = [{"name": "employees", "title": "Employees", "url": "/employees/", "current": True}]
 
 
 def _page_vars(csrf_token: str, project: str) -> dict[str, Any]:
@@ -285,11 +238,11 @@ def _page_vars(csrf_token: str, project: str) -> dict[str, Any]:
     return {"primary": "id", "item": "Employee", "title": "Employees", "fields": FIELDS,
             "collection_url": "/employees/", "member_url": member_location, "message": "",
             "csrf_token": csrf_token, "csrf_field": "_csrf", "flashes": [],
-            "static_url": _static_url, "home_url": "/", "project": project, "can": _CAN,
-            "nav": [{"name": "employees", "title": "Employees", "url": "/employees/", "current": True}]}
+            "static_url": lambda path: "/static/" + path, "home_url": "/", "project": project,
+            "can": _CAN, "nav": _NAV}
 
 
-def member_context(row: dict[str, Any], csrf_token: str = "", project: str = "") -> dict[str, Any]:
+def member_context(row: dict[str, Any], csrf_token: str, project: str) -> dict[str, Any]:
     return {**_page_vars(csrf_token, project), "row": row}
 
 
@@ -307,7 +260,7 @@ def page(rows: list[dict[str, Any]], base: str, after: tuple[int, int] | None) -
             "end": start + len(rows) - 1}
 
 
-def list_context(rows: list[dict[str, Any]], csrf_token: str = "", project: str = "") -> dict[str, Any]:
+def list_context(rows: list[dict[str, Any]], csrf_token: str, project: str) -> dict[str, Any]:
     cut = page(rows, "/employees/", None)
     return {**_page_vars(csrf_token, project), "data": cut["data"], "next_url": cut["next"],
             "prev_url": cut["prev"], "sort": "", "limit": PAGE_SIZE, "meta": list(COLUMNS),
@@ -331,37 +284,33 @@ def to_json(value: Any) -> bytes:
 
 
 class Templates:
-    """The project's templates, loaded once, rendered with the engine directly."""
+    """The project's templates, each loaded once and rendered by the engine directly.
+
+    As in production, and as robaccia's own loaders outside debug mode: templates
+    are not re-checked on disk at every render (auto_reload off).
+    """
 
     def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._jinja: dict[str, Any] = {}
-        self._genshi: dict[str, Any] = {}
+        import jinja2
+        from genshi.template import TemplateLoader
 
-    def jinja(self, name: str) -> Any:
-        if not self._jinja:
-            import jinja2
+        self.jinja_env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(f"{ctx.projects['jinja2']}/templates"),
+            autoescape=True, auto_reload=False)
+        self.genshi_loader = TemplateLoader([f"{ctx.projects['genshi']}/templates"],
+                                            auto_reload=False)
+        self._cache: dict[tuple[str, str], Any] = {}
 
-            # NOTE: as in production (and as robaccia's own environment): templates are
-            # not re-checked on disk at every render.
-            self.jinja_env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(self.ctx.templates("jinja2")), autoescape=True,
-                auto_reload=False)
-        if name not in self._jinja:
-            self._jinja[name] = self.jinja_env.get_template(name)
-        return self._jinja[name]
-
-    def genshi(self, name: str) -> Any:
-        if not self._genshi:
-            from genshi.template import TemplateLoader
-
-            self.genshi_loader = TemplateLoader([self.ctx.templates("genshi")], auto_reload=False)
-        if name not in self._genshi:
-            self._genshi[name] = self.genshi_loader.load(name)
-        return self._genshi[name]
+    def get(self, engine: str, name: str) -> Any:
+        template = self._cache.get((engine, name))
+        if template is None:
+            template = self._cache[(engine, name)] = (
+                self.jinja_env.get_template(name) if engine == "jinja2"
+                else self.genshi_loader.load(name))
+        return template
 
 
-# --- stores ---------------------------------------------------------------------------
+# --- stores -----------------------------------------------------------------------------
 
 
 class SAStore:
@@ -369,27 +318,14 @@ class SAStore:
 
     The same statements as robaccia's (a SELECT by key, keyset pages, an INSERT),
     on an engine with the default pool: reads in ``engine.connect()``, the insert
-    in ``engine.begin()``. robaccia's own choices (autocommit reads, a ping on
-    every checkout) are part of what is measured, for better or worse.
+    in ``engine.begin()``.
     """
 
     def __init__(self, url: str, table: str) -> None:
-        from sqlalchemy import (
-            Column,
-            Integer,
-            MetaData,
-            String,
-            Table,
-            bindparam,
-            create_engine,
-            insert,
-            select,
-        )
+        from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, create_engine, insert, select
 
-        kwargs: dict[str, Any] = {}
-        if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"check_same_thread": False}
-        self.engine = create_engine(url, **kwargs)
+        args = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {}
+        self.engine = create_engine(url, **args)
         t = Table(table, MetaData(), Column("id", Integer, primary_key=True),
                   Column("name", String(250), nullable=False), Column("title", String(250)),
                   Column("office_number", Integer))
@@ -419,15 +355,23 @@ class SAStore:
         return key[0] if key else None
 
 
-class RawSqlite:
-    """The limit: the sqlite3 module on one open connection."""
+class RawStore:
+    """The limit: the DB-API driver (sqlite3, or psycopg in autocommit) on one open connection."""
 
-    def __init__(self, path: str, table: str) -> None:
-        self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    def __init__(self, db: str, path: str) -> None:
+        table = "employees" if db == "main" else DEEP_TABLE
+        if db == "deep_pg":
+            import psycopg
+
+            self.conn: Any = psycopg.connect(PG_DSN, autocommit=True)
+            mark = "%s"
+        else:
+            self.conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            mark = "?"
         cols = ", ".join(COLUMNS)
-        self.one = f"SELECT {cols} FROM {table} WHERE id = ?"
-        self.first = f"SELECT {cols} FROM {table} ORDER BY id LIMIT ?"
-        self.after = f"SELECT {cols} FROM {table} WHERE id > ? ORDER BY id LIMIT ?"
+        self.one = f"SELECT {cols} FROM {table} WHERE id = {mark}"
+        self.first = f"SELECT {cols} FROM {table} ORDER BY id LIMIT {mark}"
+        self.after = f"SELECT {cols} FROM {table} WHERE id > {mark} ORDER BY id LIMIT {mark}"
         self.insert = f"INSERT INTO {table} (name, title, office_number) VALUES (?, ?, ?)"
 
     def member(self, pk: int) -> dict[str, Any] | None:
@@ -442,48 +386,5 @@ class RawSqlite:
         return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
 
     def create(self, clean: dict[str, Any]) -> Any:
-        cur = self.conn.execute(self.insert, (clean.get("name"), clean.get("title"),
-                                              clean.get("office_number")))
-        return cur.lastrowid
-
-
-class RawPostgres:
-    """The limit on PostgreSQL: psycopg on one open autocommit connection."""
-
-    def __init__(self, table: str) -> None:
-        import psycopg
-
-        self.conn = psycopg.connect(PG_DSN, autocommit=True)
-        cols = ", ".join(COLUMNS)
-        self.first = f"SELECT {cols} FROM {table} ORDER BY id LIMIT %s"
-        self.after = f"SELECT {cols} FROM {table} WHERE id > %s ORDER BY id LIMIT %s"
-
-    def page(self, after: int | None) -> list[dict[str, Any]]:
-        with self.conn.cursor() as cur:
-            if after is None:
-                cur.execute(self.first, (PAGE_SIZE + 1,))
-            else:
-                cur.execute(self.after, (after, PAGE_SIZE + 1))
-            rows = cur.fetchall()
-        return [dict(zip(COLUMNS, r, strict=True)) for r in rows]
-
-
-class Stores:
-    """Each store built once, on first use."""
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._made: dict[tuple[str, str], Any] = {}
-
-    def get(self, kind: str, db: str) -> Any:
-        key = (kind, db)
-        if key not in self._made:
-            table = "employees" if db == "main" else DEEP_TABLE
-            if kind == "sa":
-                self._made[key] = SAStore(self.ctx.url(db), table)
-            elif db == "deep_pg":
-                self._made[key] = RawPostgres(table)
-            else:
-                path = self.ctx.main_db if db == "main" else self.ctx.deep_db
-                self._made[key] = RawSqlite(path, table)
-        return self._made[key]
+        values = (clean.get("name"), clean.get("title"), clean.get("office_number"))
+        return self.conn.execute(self.insert, values).lastrowid

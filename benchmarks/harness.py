@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import io
+import os
 import random
 import statistics
 import sys
@@ -11,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import SCENARIOS, Context, Scenario, base_environ
-from robaccia_apps import scenario_app
+from common import BY_KEY, Context, Scenario, base_environ
+from robaccia_apps import app_for
 
 from robaccia.testing import call
 
@@ -30,37 +31,34 @@ def _write(data: bytes) -> None:
 class Harness:
     """The apps of one process, each built once and shared by the scenarios that use it."""
 
-    def __init__(self, ctx: Context, scenarios: list[Scenario] | None = None) -> None:
+    def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.scenarios = {s.key: s for s in (scenarios or SCENARIOS)}
         self._apps: dict[tuple[str, str], Any] = {}
         self._bases: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     def app(self, scenario: str, contestant: str) -> Any:
-        s = self.scenarios[scenario]
-        key = (contestant, s.app)
+        key = (contestant, BY_KEY[scenario].app)
         if key not in self._apps:
-            self._apps[key] = scenario_app(contestant, s, self.ctx)
+            self._apps[key] = app_for(contestant, key[1], self.ctx)
         return self._apps[key]
 
     def environs(self, scenario: str, n: int) -> list[dict[str, Any]]:
         """n fresh environs for this scenario's request, as a server would make them."""
         if scenario not in self._bases:
-            self._bases[scenario] = base_environ(self.scenarios[scenario], self.ctx)
+            self._bases[scenario] = base_environ(BY_KEY[scenario], self.ctx)
         base, body = self._bases[scenario]
-        errors = sys.stderr
-        out = []
-        for _ in range(n):
-            env = dict(base)
-            env["wsgi.input"] = io.BytesIO(body)
-            env["wsgi.errors"] = errors
-            out.append(env)
-        return out
+        return [dict(base, **{"wsgi.input": io.BytesIO(body), "wsgi.errors": sys.stderr})
+                for _ in range(n)]
 
     def call(self, scenario: str, contestant: str) -> tuple[str, list[tuple[str, str]], bytes]:
         """Serve one request of a scenario; return its status, headers and body."""
-        app = self.app(scenario, contestant)
-        return call(app, environ=self.environs(scenario, 1)[0])
+        return call(self.app(scenario, contestant), environ=self.environs(scenario, 1)[0])
+
+
+def from_environment() -> Any:
+    """The app gunicorn serves in run.py's HTTP phase: ``harness:from_environment()``."""
+    harness = Harness(Context.load(os.environ["BENCH_CONTEXT"]))
+    return harness.app(os.environ["BENCH_SCENARIO"], os.environ["BENCH_CONTESTANT"])
 
 
 def run_batch(app: Any, envs: list[dict[str, Any]]) -> int:
@@ -81,87 +79,74 @@ class VerificationError(AssertionError):
     pass
 
 
-def verify(h: Harness, scenario: Scenario) -> dict[str, int]:
+def verify(h: Harness, scenario: Scenario) -> tuple[bytes, dict[str, int]]:
     """Check that every contestant answers with the expected status and raw's exact body.
 
-    Returns the body length per contestant.
+    Returns raw's body and the body length per contestant.
     """
     reference: bytes | None = None
     sizes = {}
     for contestant in scenario.contestants:
         for _ in range(2):  # the first call may warm caches; check the steady answer
             status, headers, body = h.call(scenario.key, contestant)
-        code = int(status.split()[0])
-        if code != scenario.expect:
-            raise VerificationError(f"{scenario.key}/{contestant}: status {status!r}, expected "
-                                    f"{scenario.expect}; body {body[:300]!r}")
+        where = f"{scenario.key}/{contestant}"
+        if int(status.split()[0]) != scenario.expect:
+            raise VerificationError(f"{where}: status {status!r}, expected {scenario.expect}; "
+                                    f"body {body[:300]!r}")
         if scenario.expect == 303:
             location = next((v for k, v in headers if k.lower() == "location"), "")
-            tail = location.rsplit("/employees/", 1)[-1]
-            if "/employees/" not in location or not tail.isdigit():
-                raise VerificationError(f"{scenario.key}/{contestant}: Location {location!r}")
+            if "/employees/" not in location or not location.rsplit("/", 1)[1].isdigit():
+                raise VerificationError(f"{where}: Location {location!r}")
         if reference is None:
             reference = body
         elif body != reference:
             at = next((i for i, (a, b) in enumerate(zip(body, reference, strict=False)) if a != b),
                       min(len(body), len(reference)))
             raise VerificationError(
-                f"{scenario.key}/{contestant}: body differs from raw's at byte {at} "
-                f"({len(body)} vs {len(reference)} bytes):\n  {contestant}: "
-                f"{body[max(0, at - 60):at + 60]!r}\n  raw: {reference[max(0, at - 60):at + 60]!r}")
+                f"{where}: body differs from raw's at byte {at} ({len(body)} vs "
+                f"{len(reference)} bytes):\n  {contestant}: {body[max(0, at - 60):at + 60]!r}\n"
+                f"  raw: {reference[max(0, at - 60):at + 60]!r}")
         sizes[contestant] = len(body)
-    return sizes
+    assert reference is not None
+    return reference, sizes
 
 
 @dataclass
 class Timing:
     samples: dict[Case, list[float]] = field(default_factory=dict)  # µs/request per batch
-    batch: dict[Case, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def stats(self, case: Case) -> tuple[float, float]:
-        values = self.samples[case]
-        return min(values), statistics.median(values)
-
-
-def calibrate(h: Harness, case: Case, target_s: float, max_batch: int) -> tuple[int, float]:
-    """Warm a case up and choose its batch size; return (batch, µs/request estimate)."""
-    scenario, contestant = case
-    app = h.app(scenario, contestant)
-    n, spent = 4, 0.0
-    per = 0.0
-    while spent < 0.05 and n <= 256:
-        envs = h.environs(scenario, n)
-        ns = run_batch(app, envs)
-        per = ns / n / 1e9
-        spent += ns / 1e9
-        n *= 2
-    batch = int(max(3, min(max_batch, target_s / max(per, 1e-7))))
-    return batch, per * 1e6
+        """min and median µs/request over the rounds."""
+        return min(self.samples[case]), statistics.median(self.samples[case])
 
 
 def time_cases(h: Harness, cases: list[Case], rounds: int, target_s: float,
-               max_batch: int = 2000, seed: int = 7, progress: Any = None) -> Timing:
+               progress: Any = None) -> Timing:
     """Interleaved, shuffled rounds: each round runs one batch of every case in a new order."""
     timing = Timing()
     start = time.perf_counter()
-    for case in cases:
-        timing.batch[case], _ = calibrate(h, case, target_s, max_batch)
-        timing.samples[case] = []
+    batch = {}
+    for scenario, contestant in cases:  # warm up and size each case's batch to ~target_s
+        app, n, spent = h.app(scenario, contestant), 4, 0.0
+        while spent < 0.05 and n <= 256:
+            ns = run_batch(app, h.environs(scenario, n))
+            spent += ns / 1e9
+            per, n = ns / n / 1e9, n * 2
+        batch[(scenario, contestant)] = int(max(3, min(2000, target_s / max(per, 1e-7))))
+        timing.samples[(scenario, contestant)] = []
     gc.collect()
     gc.freeze()  # everything built so far is permanent: collections see only new garbage
-    rng = random.Random(seed)
+    rng = random.Random(7)
     order = list(cases)
     for r in range(rounds):
         rng.shuffle(order)
         for case in order:
-            scenario, contestant = case
-            envs = h.environs(scenario, timing.batch[case])
-            app = h.app(scenario, contestant)
+            envs = h.environs(case[0], batch[case])
+            app = h.app(*case)
             gc.collect()
-            ns = run_batch(app, envs)
-            timing.samples[case].append(ns / len(envs) / 1000)
-        if progress:
-            progress(r + 1, rounds)
+            timing.samples[case].append(run_batch(app, envs) / len(envs) / 1000)
+        if progress and (r + 1) % 5 == 0:
+            progress(f"  round {r + 1}/{rounds}")
     timing.seconds = time.perf_counter() - start
     return timing

@@ -1,10 +1,10 @@
-"""Profile one contestant on one scenario with cProfile (to find where the time goes).
+"""Profile one contestant on one scenario with cProfile, to see where the time goes.
 
-    python benchmarks/profile_app.py json_member                 # robaccia
-    python benchmarks/profile_app.py html_list --contestant flask -n 500 --sort cumulative
+    python benchmarks/profile_app.py convention                  # robaccia
+    python benchmarks/profile_app.py html_list --contestant falcon --sort cumulative
 
-Sets the stage as run.py does (scaffolded projects, same data), serves a
-warm-up, then ``-n`` requests under cProfile, and prints the top functions.
+Sets the stage as run.py does, serves a warm-up, then ``-n`` requests under
+cProfile, and prints the top functions.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,11 +28,9 @@ def main() -> int:
     parser.add_argument("-n", type=int, default=2000, help="profiled requests")
     parser.add_argument("--sort", default="tottime", help="pstats sort key (tottime, cumulative)")
     parser.add_argument("--top", type=int, default=40)
-    parser.add_argument("--save", type=Path, help="also save the raw profile here")
     args = parser.parse_args()
 
     import harness
-    import robaccia_apps
     from run import prepare
 
     ctx, _ = prepare(keep=False)
@@ -48,10 +47,8 @@ def main() -> int:
         print(f"{args.contestant} / {args.scenario}: {args.n} requests; "
               f"{getattr(stats, 'total_tt', 0.0) / args.n * 1e6:.1f} µs/request under the profiler")
         stats.strip_dirs().sort_stats(args.sort).print_stats(args.top)
-        if args.save:
-            stats.dump_stats(str(args.save))
     finally:
-        robaccia_apps.remove(ctx)
+        shutil.rmtree(ctx.workdir, ignore_errors=True)
     return 0
 
 
