@@ -279,7 +279,9 @@ class DefaultModelCollection(DefaultCollection):
 
     def create(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         """Validate the body, insert it, answer with the new row (or the errors)."""
-        values = Request.of(environ).values
+        request = Request.of(environ)
+        request.collection_url  # noqa: B018 (NOTE: the URLs it answers with must build before a write)
+        values = request.values
         clean, errors = self._convert(environ, values, creating=True)
         if errors:
             return self.representation.invalid(self, environ, start_response, "get_new_form",
@@ -294,6 +296,7 @@ class DefaultModelCollection(DefaultCollection):
     def update(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         """Validate the body, update the row (if unchanged since read), answer with it."""
         request = Request.of(environ)
+        request.collection_url  # noqa: B018 (NOTE: the URLs it answers with must build before a write)
         key = self._key(environ)
         values = request.values
         shown = dict(values, **{self.primary: request.id})
@@ -312,6 +315,7 @@ class DefaultModelCollection(DefaultCollection):
     def delete(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         """Delete the row (if unchanged since read)."""
         request = Request.of(environ)
+        request.collection_url  # noqa: B018 (NOTE: the URLs it answers with must build before a write)
         key = self._key(environ)
         try:
             self.rows(environ).delete_if(key, precondition(request, request.values))

@@ -31,12 +31,15 @@ from sqlalchemy.schema import Column, Table
 __all__ = ["Field", "Invalid", "describe", "validate"]
 
 _INT = re.compile(r"[+-]?[0-9]+\Z")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ADDRESSABLE = re.compile(r"[A-Za-z0-9._~-]+\Z")
 _INT_RANGES = {
     sqltypes.SmallInteger: 2**15,
     sqltypes.BigInteger: 2**63,
     sqltypes.Integer: 2**31,
 }
+#: The most characters a list shows of one value (the member page shows all).
+EXCERPT = 200
 _TRUE = {"on", "true", "1", "yes", "y", "t", "checked"}
 _FALSE = {"", "off", "false", "0", "no", "n", "f"}
 
@@ -78,6 +81,18 @@ class Field:
     choices: tuple[str, ...] = ()
     comparable: bool = True
 
+    @property
+    def long(self) -> bool:
+        """True when a value can be too long to show whole in a list (text, long strings)."""
+        return self.input == "textarea" or (self.maxlength or 0) > EXCERPT
+
+    def excerpt(self, value: Any) -> str:
+        """Format a value for a list cell: its first :data:`EXCERPT` characters at most."""
+        text = self.display(value)
+        if len(text) <= EXCERPT:
+            return text
+        return text[:EXCERPT].rstrip() + "\u2026"
+
     def html_value(self, value: Any) -> str:
         """Format a column value (or what the user typed) for an input."""
         if value is None:
@@ -116,6 +131,8 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         if "\x00" in value:
             raise Invalid("Remove the NUL character.")
+        if not value.isascii() and _SURROGATE.search(value):
+            raise Invalid("Remove the invalid character (a lone surrogate).")
         return value
     if hasattr(value, "filename"):
         raise Invalid("File uploads are not accepted here.")
@@ -210,11 +227,12 @@ def _iso(kind: type, message: str) -> Converter:
             raise Invalid(message)
         try:
             parsed = kind.fromisoformat(text)  # type: ignore[attr-defined]
-        except ValueError:
+            if isinstance(parsed, datetime.datetime) and parsed.tzinfo is not None:
+                # NOTE: naive columns store UTC wall time; aware input is converted
+                # (which can leave the calendar: 0001-01-01T00:00+01:00).
+                parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
+        except (ValueError, OverflowError):
             raise Invalid(message) from None
-        if isinstance(parsed, datetime.datetime) and parsed.tzinfo is not None:
-            # NOTE: naive columns store UTC wall time; aware input is converted.
-            parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
         return parsed
 
     return convert

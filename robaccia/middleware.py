@@ -8,6 +8,7 @@ has to). Without the setting, :data:`DEFAULT_MIDDLEWARE` applies:
 =============================  ===================================================
 :class:`ErrorPages`            an unhandled exception becomes a 500 page (a debug
                                page under ``run``), logged; never internals
+:class:`AllowedHosts`          400 for a Host the site is not (``ALLOWED_HOSTS``)
 :class:`SecurityHeaders`       X-Frame-Options, X-Content-Type-Options,
                                Referrer-Policy and a Content-Security-Policy on
                                every response, error pages included
@@ -47,7 +48,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from robaccia.errors import Forbidden, HTTPException, InternalServerError
+from robaccia.errors import BadRequest, Forbidden, HTTPException, InternalServerError
 from robaccia.parsers import FORM, JSON, MULTIPART, media_type
 from robaccia.request import Request
 from robaccia.signing import Signer
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
     from robaccia.project import Project
 
 __all__ = [
+    "AllowedHosts",
     "CSRFProtection",
     "Step",
     "Steps",
@@ -75,6 +77,7 @@ logger = logging.getLogger(__name__)
 #: The middlewares a project gets when its settings name none, outermost first.
 DEFAULT_MIDDLEWARE = (
     "robaccia.middleware.ErrorPages",
+    "robaccia.middleware.AllowedHosts",
     "robaccia.middleware.SecurityHeaders",
     "robaccia.middleware.FlashMessages",
     "robaccia.middleware.CSRFProtection",
@@ -119,13 +122,15 @@ class Step:
     app: WSGIApplication
     #: True when :meth:`check` has work to do on unsafe methods.
     checks_unsafe = False
+    #: True when :meth:`check` has work to do on every request.
+    checks_every = False
 
     def defaults(self) -> dict[str, Any]:
         """The request attributes this step sets on every request."""
         return {}
 
     def check(self, request: Request) -> None:
-        """Check an unsafe request (POST, PUT, PATCH, DELETE); raise an HTTPException to refuse it."""
+        """Check a request (unsafe ones, or all: see the flags); raise an HTTPException to refuse it."""
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return Steps(self.app, [self])(environ, start_response)
@@ -145,11 +150,14 @@ class Steps:
         self.defaults: dict[str, Any] = {}
         for step in self.steps:
             self.defaults.update(step.defaults())
+        self.every = tuple(step.check for step in self.steps if step.checks_every)
         self.checks = tuple(step.check for step in self.steps if step.checks_unsafe)
 
     def enter(self, request: Request) -> None:
         """Set the steps' attributes on the request and run their checks."""
         request.__dict__.update(self.defaults)
+        for check in self.every:
+            check(request)
         if self.checks and request.environ.get("REQUEST_METHOD") in _CHECKED_METHODS:
             for check in self.checks:
                 check(request)
@@ -174,6 +182,64 @@ class Steps:
 
 
 _CHECKED_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+# --- hosts ---------------------------------------------------------------------------------
+
+#: The names a site answers to when ALLOWED_HOSTS names none (the development server's).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.?"
+                   r"|\[[0-9a-f:.]+\]")
+
+
+def request_host(environ: WSGIEnvironment) -> str | None:
+    """The host a request names (Host, else SERVER_NAME), lowercase, without its port; None if malformed."""
+    host = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").lower()
+    if host.startswith("["):
+        name, _, port = host.partition("]")
+        name += "]"
+        port = port[1:] if port.startswith(":") else port
+    else:
+        name, _, port = host.partition(":")
+    if port and (not port.isdigit() or not port.isascii() or len(port) > 5):
+        return None
+    if not _HOST.fullmatch(name):
+        return None
+    return name.rstrip(".")
+
+
+class AllowedHosts(Step):
+    """Answer 400 to a request for a host this site is not (DNS rebinding, forged links).
+
+    :param hosts: the names the site answers to: exact names, ``.example.com``
+        for a domain and its subdomains, ``*`` for any (not advised). None or
+        empty: the loopback names only, as the development server uses.
+    """
+
+    checks_every = True
+
+    def __init__(self, app: WSGIApplication, hosts: Sequence[str] | None = None) -> None:
+        self.app = app
+        names = [h.strip().lower().rstrip(".") for h in (hosts or LOOPBACK_HOSTS) if h.strip()]
+        self.any = "*" in names
+        self.exact = frozenset(n for n in names if not n.startswith("."))
+        self.domains = tuple(n for n in names if n.startswith("."))
+
+    @classmethod
+    def from_project(cls, app: WSGIApplication, project: Project) -> AllowedHosts:
+        return cls(app, project.allowed_hosts)
+
+    def allows(self, host: str | None) -> bool:
+        """Tell whether a request naming ``host`` (as :func:`request_host` gives it) is served."""
+        if host is None:
+            return False
+        if self.any or host in self.exact:
+            return True
+        return any(host.endswith(d) or host == d[1:] for d in self.domains)
+
+    def check(self, request: Request) -> None:
+        if not self.allows(request_host(request.environ)):
+            raise BadRequest("This site does not answer to that host name (see ALLOWED_HOSTS).")
 
 
 # --- CSRF ---------------------------------------------------------------------------------

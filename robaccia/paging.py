@@ -98,6 +98,9 @@ class Cursor:
                 raise ValueError("position")
             if not isinstance(is_null, bool) or isinstance(key, (list, dict)) or isinstance(value, (list, dict)):
                 raise ValueError("shape")
+            for text in (key, value):
+                if isinstance(text, str):
+                    text.encode("utf-8")  # a lone surrogate is no character: UnicodeEncodeError
             fields = {f.name: f for f in describe(pk.table)}  # type: ignore[arg-type]
             key = fields[pk.name].convert(key)
             if not is_null and column is not pk:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -163,17 +164,67 @@ def form_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str,
     return values
 
 
+#: How deep a JSON body may nest (robaccia's columns hold scalars: one level is enough).
+MAX_JSON_DEPTH = 32
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def json_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Parse a JSON body, which must be an object."""
+    """Parse a JSON body, which must be an object, shallow and with no lone surrogate."""
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _depth(raw) > MAX_JSON_DEPTH:
+        raise BadRequest(f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.")
     try:
-        value = json.loads(body) if body else {}
+        value = json.loads(raw) if raw else {}
     except (ValueError, RecursionError):
         raise BadRequest("The body is not valid JSON.") from None
+    if _SURROGATE_ESCAPE.search(raw) and _lone_surrogate(value):
+        raise BadRequest("The JSON body holds a lone surrogate (\\ud800-\\udfff), which is no character.")
     if not isinstance(value, dict):
         raise BadRequest("The JSON body must be an object.")
     if len(value) > limits.max_fields:
         raise PayloadTooLarge(f"The object has more than {limits.max_fields} members.")
     return value
+
+
+def _depth(raw: bytes) -> int:
+    """How deep brackets nest in a JSON text (strings skipped), without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Tell whether a parsed JSON value holds a string with a lone surrogate."""
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return False
 
 
 def _boundary(ctype: str) -> bytes:

@@ -155,6 +155,8 @@ class Project:
         self.limits = Limits(int(self.setting("MAX_BODY_SIZE", 1024 * 1024)),
                              int(self.setting("MAX_FIELDS", 1000)))
         self.page_size = int(self.setting("PAGE_SIZE", 50))
+        #: The host names the site answers to (empty: the loopback names).
+        self.allowed_hosts = list(self.setting("ALLOWED_HOSTS", None) or [])
         self.max_page_size = int(self.setting("MAX_PAGE_SIZE", 500))
         self.static_dir = os.path.realpath(self.root / "static")
         self._templates: Templates | None = None
@@ -323,6 +325,7 @@ class Project:
             raise NotFound()
         from webob.static import FileApp
 
+        _drop_unreadable_conditions(environ)
         return FileApp(full, cache_control="public, max-age=3600")(environ, start_response)  # type: ignore[no-any-return]
 
     def unrouted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
@@ -468,6 +471,30 @@ class Project:
         if environ.get("REQUEST_METHOD") == "HEAD":
             return drop_body(result)
         return result
+
+
+#: Request headers a static file answer reads, and the WebOb property that parses each.
+_CONDITIONS = (("HTTP_RANGE", "range"), ("HTTP_IF_RANGE", "if_range"),
+               ("HTTP_IF_MODIFIED_SINCE", "if_modified_since"),
+               ("HTTP_IF_UNMODIFIED_SINCE", "if_unmodified_since"),
+               ("HTTP_IF_NONE_MATCH", "if_none_match"), ("HTTP_IF_MATCH", "if_match"))
+
+
+def _drop_unreadable_conditions(environ: WSGIEnvironment) -> None:
+    """Forget Range and conditional headers that cannot be read (RFC 9110: ignore them).
+
+    WebOb parses them when the file is served, and a malformed one
+    (``Range: bytes=--1``, a date in the year 99999) would raise there.
+    """
+    from webob.request import BaseRequest
+
+    request = BaseRequest(environ)
+    for key, prop in _CONDITIONS:
+        if key in environ:
+            try:
+                getattr(request, prop)
+            except Exception:  # whatever the parser raises: the header is unreadable
+                del environ[key]
 
 
 def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from robaccia.errors import RobacciaError
-from robaccia.util import is_loopback
+from robaccia.util import is_loopback, loggable
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -110,7 +110,8 @@ class _Handler(WSGIRequestHandler):
     timeout = 30
 
     def log_message(self, format: str, *args: Any) -> None:
-        request_log.info("%s %s", self.client_address[0], format % args)
+        # NOTE: the request line is the client's: no control character reaches the log raw
+        request_log.info("%s %s", self.client_address[0], loggable(format % args))
 
 
 def serve_forever(root: Path, host: str, port: int) -> None:
