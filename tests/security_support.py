@@ -4,50 +4,42 @@ Every test here talks to a scaffolded project served by the real server
 (``robaccia-admin serve``: gunicorn, debug off; or ``run``: the threaded
 development server). What this module gives them:
 
-* :func:`build_project`: scaffold a project in-process with the views the
-  battery needs (integer and string primary keys, HTML and JSON), small body
-  limits, a helper module in views/, files beside static/, then createdb;
-* :class:`Client`: one browser (a cookie jar and its CSRF token) speaking
-  HTTP/1.1 through http.client, every answer audited;
+* :func:`build_project`: support.make_project with the views the battery
+  needs (integer and string primary keys, HTML and JSON) and small body
+  limits, plus a helper module in views/ and files beside static/;
+* :func:`serving`: support.served, yielding a :class:`Site` whose browsers
+  (support.Client with the site's CSRF form) have every answer audited;
 * :func:`raw_exchange`: a raw socket request with a timeout, for framing
   that http.client refuses to send;
 * :data:`AUDIT`: every answer from a debug-off server is scanned for
   internals (tracebacks, SQL, driver names, paths, the database URL) and
   server errors, over the whole session;
-* :func:`record_figure`: merge a published figure into tests/output/figures.json;
-* :func:`shape`: the element/attribute structure of an HTML page.
+* :func:`record_figure`: merge a published figure into tests/output/figures.json.
+
+The page shape (support.shape, support.first_difference), the database URLs
+(support.POSTGRES_URL) and require_postgres are in support.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import http.client
+import functools
 import json
-import os
 import re
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
-import pytest
-from support import REQUIRE_SERVICES, admin, free_port, project_env, stop
+from support import Client, make_project, served
 
-from robaccia import scaffold
-
-PG_URL = os.environ.get(
-    "ROBACCIA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 FIGURES = Path(__file__).resolve().parent / "output" / "figures.json"
 
 # The battery's body limits, written into the project's settings.py.
@@ -74,36 +66,7 @@ def record_figure(name: str, **values: Any) -> None:
         tmp.replace(FIGURES)
 
 
-# --- services ------------------------------------------------------------------------------
-
-
-_pg_state: dict[str, str | None] = {}
-
-
-def postgres_problem() -> str | None:
-    """Return why PostgreSQL cannot be used, or None when it can (checked once)."""
-    if "problem" not in _pg_state:
-        try:
-            from sqlalchemy import create_engine
-
-            engine = create_engine(PG_URL, connect_args={"connect_timeout": 3})
-            with engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            engine.dispose()
-            _pg_state["problem"] = None
-        except Exception as exc:  # any driver error means "not reachable"
-            _pg_state["problem"] = f"PostgreSQL is not reachable at {PG_URL}: {type(exc).__name__}"
-    return _pg_state["problem"]
-
-
-def require_postgres() -> None:
-    """Skip (or fail, with ROBACCIA_REQUIRE_SERVICES=1) when PostgreSQL is missing."""
-    problem = postgres_problem()
-    if problem is None:
-        return
-    if REQUIRE_SERVICES:
-        pytest.fail(problem, pytrace=False)
-    pytest.skip(problem)
+# --- server databases ------------------------------------------------------------------------
 
 
 def drop_tables(database_url: str, names: list[str]) -> None:
@@ -185,28 +148,34 @@ def build_project(
         "skey": f"{tag}keys",
         "jkey": f"{tag}jkeys",
     }
-    root = scaffold.create_project("secproject", parent, engine)
-    scaffold.add_model_view(
-        root,
-        views["html"],
-        "html",
-        ["name:string:required", "title:string", "office_number:integer"],
+    root = make_project(
+        parent,
+        engine,
+        name="secproject",
+        views={
+            views["html"]: ["name:string:required", "title:string", "office_number:integer"],
+            views["json"]: ["count:integer"],
+            views["skey"]: ["label:string"],
+            views["jkey"]: ["label:string"],
+        },
+        kind={views["json"]: "json", views["jkey"]: "json"},
+        settings={"MAX_BODY_SIZE": MAX_BODY, "MAX_FIELDS": MAX_FIELDS},
+        edit=functools.partial(_battery_edits, string_keys=[views["skey"], views["jkey"]]),
+        createdb=True,
+        database_url=database_url,
     )
-    scaffold.add_model_view(root, views["json"], "json", ["count:integer"])
-    scaffold.add_model_view(root, views["skey"], "html", ["label:string"])
-    scaffold.add_model_view(root, views["jkey"], "json", ["label:string"])
-    for role in ("skey", "jkey"):
-        model = root / "models" / f"{views[role]}.py"
+    return Project(root, engine, database_url, views)
+
+
+def _battery_edits(root: Path, string_keys: list[str]) -> None:
+    """String primary keys; a helper module that is not a view; files static must not serve."""
+    for view in string_keys:
+        model = root / "models" / f"{view}.py"
         text = model.read_text().replace(
             'Column("id", Integer, primary_key=True)', 'Column("id", String(200), primary_key=True)'
         )
         assert "String(200), primary_key=True" in text, text
         model.write_text(text)
-    settings = root / "settings.py"
-    settings.write_text(
-        settings.read_text() + f"\nMAX_BODY_SIZE = {MAX_BODY}\nMAX_FIELDS = {MAX_FIELDS}\n"
-    )
-    # A helper module that is not a view, and files a static server must never serve.
     (root / "views" / "helpers.py").write_text(HELPER_MODULE.format(name="helpers"))
     (root / "static" / "sub").mkdir()
     (root / "static" / "sub" / "inside.txt").write_text("inside static\n")
@@ -215,71 +184,22 @@ def build_project(
     (root / "outside.txt").write_text(SECRET_OUTSIDE + "\n")
     (root / "static" / "escape.txt").symlink_to(root / "outside.txt")
     (root / "static" / "escapedir").symlink_to(root / "static2", target_is_directory=True)
-    # NOTE: a shared PostgreSQL may be restarting (another test stopping it): retry a little.
-    for _ in range(6 if database_url else 1):
-        result = admin("createdb", cwd=root, env=project_env(database_url), check=False)
-        if result.returncode == 0:
-            break
-        time.sleep(2)
-    else:
-        raise AssertionError(f"createdb failed:\n{result.stdout}\n{result.stderr}")
-    return Project(root, engine, database_url, views)
 
 
 @contextlib.contextmanager
 def serving(
     project: Project, command: str = "serve", extra_args: tuple[str, ...] = (), workers: int = 2
 ) -> Iterator[Site]:
-    """Serve a project; yield a :class:`Site` whose answers are audited.
-
-    Like support.served, but the server's output goes to a file: a pipe
-    nobody reads fills up after ~64 KiB of access log and then blocks every
-    worker (support.served reads its pipe only when the server dies early).
-    """
-    port = free_port()
-    args = [sys.executable, "-m", "robaccia", command, "--port", str(port)]
-    args += ["--no-reload"] if command == "run" else ["--workers", str(workers)]
-    args += list(extra_args)
-    log = project.root / "logs" / f"server-{port}.log"
-    log.parent.mkdir(exist_ok=True)
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            args,
-            cwd=project.root,
-            env=project_env(project.database_url),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            _wait_until_serving(process, port, log)
-            yield Site(
-                f"http://127.0.0.1:{port}",
-                project,
-                debug=command == "run",
-                process=process,
-                log=log,
-            )
-        finally:
-            stop(process, timeout=15)
-
-
-def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    """Wait until *this* server answers its front page (not another one on a reused port)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                conn.request("GET", "/")
-                response = conn.getresponse()
-                if response.status == 200 and b"secproject" in response.read():
-                    return
-            finally:
-                conn.close()
-        time.sleep(0.1)
-    raise AssertionError(f"server did not start:\n{log.read_text()[-3000:]}")
+    """Serve a project (support.served); yield a :class:`Site` whose answers are audited."""
+    with served(
+        project.root,
+        command,
+        database_url=project.database_url,
+        workers=workers,
+        extra_args=extra_args,
+    ) as server:
+        yield Site(server.base, project, debug=command == "run", process=server.process,
+                   log=server.log)
 
 
 @dataclass
@@ -302,7 +222,12 @@ class Site:
         return self.project.views[role]
 
     def client(self) -> Client:
-        return Client(self)
+        """A new browser: its CSRF token from the HTML view's new form, its answers audited."""
+        return Client(
+            self.base,
+            token_page=f"/{self.view('html')}/;new_form",
+            audit=functools.partial(AUDIT.check, self),
+        )
 
 
 # --- auditing answers for internals ---------------------------------------------------------------
@@ -387,117 +312,7 @@ def record_audit() -> None:
     )
 
 
-# --- HTTP ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Response:
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key.lower() == name.lower():
-                return value
-        return None
-
-    def all(self, name: str) -> list[str]:
-        return [v for k, v in self.headers if k.lower() == name.lower()]
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Client:
-    """One browser: its cookies, its CSRF token, its requests."""
-
-    def __init__(self, site: Site, timeout: float = 30) -> None:
-        self.site = site
-        self.cookies: dict[str, str] = {}
-        self.timeout = timeout
-        self._token: str | None = None
-
-    @property
-    def token(self) -> str:
-        """This browser's CSRF token, read from a new-record form."""
-        if self._token is None:
-            page = self.request("GET", f"/{self.site.view('html')}/;new_form")
-            assert page.status == 200, page.status
-            match = re.search(r'name="_csrf" value="([0-9a-f]+)"', page.text)
-            assert match, page.text[:500]
-            self._token = match.group(1)
-        return self._token
-
-    def cookie_header(self) -> str:
-        return "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        form: dict[str, Any] | list[tuple[str, Any]] | None = None,
-        json_body: Any = None,
-        body: bytes | str | None = None,
-        headers: dict[str, str] | None = None,
-        cookies: bool = True,
-        csrf: bool = False,
-    ) -> Response:
-        """Send one request (no redirects followed).
-
-        ``form`` is form-encoded (with this browser's token when ``csrf``),
-        ``json_body`` sent as application/json, ``body`` as it is.
-        """
-        sent_headers = dict(headers or {})
-        if form is not None:
-            pairs = list(form.items()) if isinstance(form, dict) else list(form)
-            if csrf:
-                pairs.append(("_csrf", self.token))
-            body = urlencode(pairs)
-            sent_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        elif json_body is not None:
-            body = json.dumps(json_body)
-            sent_headers.setdefault("Content-Type", "application/json")
-            if csrf:
-                sent_headers.setdefault("X-CSRF-Token", self.token)
-        elif csrf:
-            sent_headers.setdefault("X-CSRF-Token", self.token)
-        if cookies and self.cookies:
-            sent_headers.setdefault("Cookie", self.cookie_header())
-        data = body.encode() if isinstance(body, str) else body
-        host, port = self.site.base.removeprefix("http://").split(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=self.timeout)
-        try:
-            conn.request(method, path, body=data, headers=sent_headers)
-            raw = conn.getresponse()
-            response = Response(raw.status, raw.getheaders(), raw.read())
-        except OSError as exc:
-            raise AssertionError(
-                f"{method} {path} {sent_headers} {data!r:.200}: {type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            conn.close()
-        for value in response.all("Set-Cookie"):
-            name, _, rest = value.partition("=")
-            cookie_value = rest.split(";", 1)[0]
-            if "Max-Age=0" in value:
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = cookie_value
-        AUDIT.check(
-            self.site,
-            method,
-            path,
-            (data or b"") + repr(sent_headers).encode(),
-            response.status,
-            response.body,
-        )
-        return response
+# --- raw HTTP ------------------------------------------------------------------------------
 
 
 @dataclass
@@ -585,49 +400,6 @@ def request_bytes(
         hdrs["Content-Length"] = str(len(body))
     lines += [f"{k}: {v}" for k, v in hdrs.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
-# --- HTML structure --------------------------------------------------------------------------
-
-
-class _Shape(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.items: list[tuple[str, ...]] = []
-        self.urls: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.items.append((tag, *sorted(name for name, _ in attrs)))
-        for name, value in attrs:
-            if name in ("href", "src", "action", "formaction") and value is not None:
-                self.urls.append(value)
-
-    def handle_endtag(self, tag: str) -> None:
-        self.items.append(("/" + tag,))
-
-    def handle_comment(self, data: str) -> None:
-        self.items.append(("<!--",))
-
-    def handle_pi(self, data: str) -> None:
-        self.items.append(("<?",))
-
-    def unknown_decl(self, data: str) -> None:
-        self.items.append(("<!",))
-
-
-def shape(body: bytes) -> tuple[list[tuple[str, ...]], list[str]]:
-    """Return a page's element/attribute structure and its URL attributes."""
-    parser = _Shape()
-    parser.feed(body.decode("utf-8"))
-    parser.close()
-    return parser.items, parser.urls
-
-
-def first_difference(a: list[tuple[str, ...]], b: list[tuple[str, ...]]) -> str:
-    for i, (x, y) in enumerate(zip(a, b, strict=False)):
-        if x != y:
-            return f"at {i}: {x} != {y}"
-    return f"lengths {len(a)} != {len(b)}"
 
 
 def unique_prefix(letters: str = "s") -> str:

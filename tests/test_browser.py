@@ -13,7 +13,6 @@ ROBACCIA_REQUIRE_SERVICES=1 makes that a failure.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -37,8 +36,9 @@ PHONE = {"width": 390, "height": 844}
 THING_FIELDS = ["name:string:required", "notes:text", "active:boolean", "started:date"]
 GADGET_FIELDS = ["name:string:40:required", "notes:text", "active:boolean", "started:date",
                  "seen:datetime", "price:decimal", "rating:float", "count:integer"]
-# view name -> fields; employees comes from support.make_project
-EXTRA_VIEWS = {
+# view name -> fields
+VIEWS = {
+    "employees": support.EMPLOYEE_FIELDS,
     "staff": support.EMPLOYEE_FIELDS,    # paging
     "crew": support.EMPLOYEE_FIELDS,     # sorting
     "nobody": support.EMPLOYEE_FIELDS,   # stays empty
@@ -50,20 +50,14 @@ EXTRA_VIEWS = {
 # --- the browser and the projects -------------------------------------------------
 
 
-def _need(reason: str) -> None:
-    if support.REQUIRE_SERVICES:
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
-        _need(f"{CHROMIUM} is not installed (apt-get install chromium)")
+        support.missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _need("the playwright package is not installed")
+        support.missing("the playwright package is not installed")
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield chromium
@@ -87,12 +81,8 @@ def _add_enum_column(model: Path) -> None:
 
 
 def _build(parent: Path, engine: str) -> Path:
-    root = support.make_project(parent, engine)
-    for view, fields in EXTRA_VIEWS.items():
-        support.admin("addmodelview", view, *fields, cwd=root)
-    _add_enum_column(root / "models" / "gadgets.py")
-    support.admin("createdb", cwd=root, env=support.project_env())
-    return root
+    return support.make_project(parent, engine, views=VIEWS, cli=True, createdb=True,
+                                edit=lambda root: _add_enum_column(root / "models" / "gadgets.py"))
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +96,7 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], 
                 with ThreadPoolExecutor(len(ENGINES)) as pool:
                     roots = list(pool.map(_build, parents.values(), ENGINES))
                 for e, root in zip(ENGINES, roots, strict=True):
-                    built[e] = Site(e, root, stack.enter_context(support.served(root)))
+                    built[e] = Site(e, root, stack.enter_context(support.served(root)).base)
             return built[engine]
 
         yield get
@@ -159,10 +149,10 @@ def tabs(browser: Any) -> Iterator[Callable[..., Any]]:
 
 def create(site: Site, view: str, **values: Any) -> int:
     """Create a row with a JSON POST (no CSRF token needed); return its id."""
-    status, headers, body = support.request(site.base, "POST", f"/{view}/", json.dumps(values),
-                                            {"Content-Type": "application/json"})
-    assert status in (201, 303), body
-    return int(headers["location"].rstrip("/").rsplit("/", 1)[1])
+    http = support.Client(site.base, keep_cookies=False)
+    response = http.request("POST", f"/{view}/", json_body=values)
+    assert response.status in (201, 303), response.body
+    return int(str(response.header("Location")).rstrip("/").rsplit("/", 1)[1])
 
 
 def submit(page: Any, locator: Any) -> Any:
@@ -406,9 +396,10 @@ def test_forged_form_is_refused(site: Site, tabs: Callable[..., Any]) -> None:
     assert page.locator("table").count() == 0
     # and a form posted from another site, even with a token, is refused
     token = page.goto("/nobody/;new_form") and page.get_attribute('input[name="_csrf"]', "value")
-    status, _, _ = support.request(site.base, "POST", "/nobody/", f"_csrf={token}&name=Eve", {
+    http = support.Client(site.base, keep_cookies=False)
+    response = http.request("POST", "/nobody/", f"_csrf={token}&name=Eve", {
         "Content-Type": "application/x-www-form-urlencoded", "Origin": "https://evil.example"})
-    assert status == 403
+    assert response.status == 403
 
 
 # --- lists: empty, sorting, paging ------------------------------------------------------

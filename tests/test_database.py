@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
 from sqlalchemy.engine import Engine
-from support import load, scaffold_project
+from support import load, make_project
 
 from robaccia import DefaultModelCollection
 from robaccia.database import make_engine
@@ -65,7 +65,7 @@ def test_a_database_that_cannot_be_reached_is_503(tmp_path: Path) -> None:
 
 
 def test_a_missing_column_under_run_is_a_debug_page_not_a_503(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=True)
+    root = make_project(tmp_path, "genshi", debug=True)
     project = load(root)
     model = root / "models" / "employees.py"
     model.write_text(model.read_text().replace("    Column('title'", "    Column('phone', String(30)),\n"

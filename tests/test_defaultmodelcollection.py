@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
-from conftest import Recorder, read_page, unique
+from conftest import Recorder, unique
 from sqlalchemy import (
     Boolean,
     Column,
@@ -40,6 +40,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Engine
+from support import read_page
 
 import robaccia
 from robaccia import DefaultModelCollection, find_parser, find_renderer, render

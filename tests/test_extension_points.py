@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import read_page
-from support import admin, load, project_env, scaffold_project
+from support import admin, load, make_project, project_env, read_page
 
 from robaccia.testing import Client
 
@@ -85,7 +84,7 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 def test_super_retrieve_keeps_every_default(tmp_path: Path, engine: str) -> None:
-    root = scaffold_project(tmp_path, engine, debug=True)
+    root = make_project(tmp_path, engine, debug=True)
     view_file(root, collection("""
         def retrieve(self, environ, start_response):
             context = super().retrieve(environ, start_response)
@@ -108,7 +107,7 @@ def test_super_retrieve_keeps_every_default(tmp_path: Path, engine: str) -> None
 
 
 def test_super_list_and_super_create_extend_the_defaults(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "jinja2", debug=True)
+    root = make_project(tmp_path, "jinja2", debug=True)
     view_file(root, collection("""
         def list(self, environ, start_response):
             context = super().list(environ, start_response)
@@ -136,9 +135,9 @@ def test_super_list_and_super_create_extend_the_defaults(tmp_path: Path) -> None
 
 
 def test_a_dict_of_its_own_renders_with_the_standard_context(tmp_path: Path, engine: str) -> None:
-    root = scaffold_project(tmp_path, engine, debug=True,
-                            views={"employees": ["name:string:required", "title:string",
-                                                 "office_number:integer", "department:string"]})
+    root = make_project(tmp_path, engine, debug=True,
+                        views={"employees": ["name:string:required", "title:string",
+                                             "office_number:integer", "department:string"]})
     view_file(root, collection("""
         def retrieve(self, environ, start_response):
             row = self.rows(environ).get(int(Request.of(environ).id))
@@ -161,7 +160,7 @@ def test_a_dict_of_its_own_renders_with_the_standard_context(tmp_path: Path, eng
 
 
 def test_query_narrows_every_statement(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=True)
+    root = make_project(tmp_path, "genshi", debug=True)
     view_file(root, collection("""
         def query(self, environ, statement):
             return statement.where(table.c.office_number != 13)
@@ -190,7 +189,7 @@ def test_query_narrows_every_statement(tmp_path: Path) -> None:
 
 
 def test_query_narrows_json_and_the_index_count(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "genshi", kind="json", views={"people": ["name:string", "team:integer"]})
+    root = make_project(tmp_path, "genshi", kind="json", views={"people": ["name:string", "team:integer"]})
     (root / "views" / "people.py").write_text(textwrap.dedent("""
         from robaccia import DefaultModelCollection
         from models.people import table
@@ -235,7 +234,7 @@ VALIDATING = """
 
 
 def test_validate_refuses_with_messages_beside_the_fields(tmp_path: Path, engine: str) -> None:
-    root = scaffold_project(tmp_path, engine, debug=True)
+    root = make_project(tmp_path, engine, debug=True)
     view_file(root, collection(VALIDATING))
     client = Client(load(root))
     response = client.submit("/employees/", {"name": "root", "title": "boss", "office_number": "7"})
@@ -251,7 +250,7 @@ def test_validate_refuses_with_messages_beside_the_fields(tmp_path: Path, engine
 
 
 def test_validate_in_json_is_problem_json_on_create_and_update(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "jinja2", debug=True, kind="json")
+    root = make_project(tmp_path, "jinja2", debug=True, kind="json")
     view_file(root, collection(VALIDATING).replace("app = Collection(table)",
                                                    'app = Collection(table, ext="json")'))
     client = Client(load(root))
@@ -275,7 +274,7 @@ def test_validate_in_json_is_problem_json_on_create_and_update(tmp_path: Path) -
     ('["x"]', "['x'] (a list)"), ('("x",)', "('x',) (a tuple)"),
 ])
 def test_odd_results_are_named_under_run(tmp_path: Path, returned: str, shown: str) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=True)
+    root = make_project(tmp_path, "genshi", debug=True)
     view_file(root, collection(f"""
         def retrieve(self, environ, start_response):
             return {returned}
@@ -291,7 +290,7 @@ def test_odd_results_are_named_under_run(tmp_path: Path, returned: str, shown: s
 
 def test_odd_results_under_serve_are_a_plain_500_and_a_log_line(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=False)
+    root = make_project(tmp_path, "genshi", debug=False)
     view_file(root, collection("""
         def retrieve(self, environ, start_response):
             return "hello"
@@ -311,7 +310,7 @@ def test_odd_results_under_serve_are_a_plain_500_and_a_log_line(
 
 @pytest.mark.parametrize("debug", [True, False])
 def test_an_undefined_template_variable(tmp_path: Path, engine: str, debug: bool) -> None:
-    root = scaffold_project(tmp_path, engine, debug=debug)
+    root = make_project(tmp_path, engine, debug=debug)
     template = root / "templates" / "employees" / "retrieve.html"
     typo = "${titel}" if engine == "genshi" else "{{ titel }}"
     lines = template.read_text().splitlines()
@@ -338,7 +337,7 @@ def test_an_undefined_template_variable(tmp_path: Path, engine: str, debug: bool
 ])
 def test_the_ui_follows_the_handlers(tmp_path: Path, engine: str, removed: str, button: str,
                                      form: str) -> None:
-    root = scaffold_project(tmp_path, engine, debug=True)
+    root = make_project(tmp_path, engine, debug=True)
     view_file(root, collection("", skip=(removed,)))
     project = load(root)
     client = Client(project)
@@ -373,7 +372,7 @@ app.add('/{view:alnum}/[{id:unreserved}][;{noun:unreserved}]', deferred_collecti
 
 
 def test_the_articles_dispatcher_serves_protected_pages(tmp_path: Path, engine: str) -> None:
-    root = scaffold_project(tmp_path, engine, debug=True)
+    root = make_project(tmp_path, engine, debug=True)
     (root / "dispatcher.py").write_text(ARTICLE_DISPATCHER)
     project = load(root)
     client = Client(project, csrf=False)
@@ -415,7 +414,7 @@ app = Collection('html', robaccia.find_renderer('html'), robaccia.find_parser('h
 
 @pytest.mark.parametrize("source", [ARTICLE_VIEW, collection("")])
 def test_constructors_need_no_wiring(tmp_path: Path, source: str) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=True)
+    root = make_project(tmp_path, "genshi", debug=True)
     view_file(root, source)
     client = Client(load(root))
     location = add(client)
@@ -434,11 +433,11 @@ def test_constructors_need_no_wiring(tmp_path: Path, source: str) -> None:
 ])
 def test_a_broken_view_says_why(tmp_path: Path, source: str, says: str,
                                 caplog: pytest.LogCaptureFixture) -> None:
-    root = scaffold_project(tmp_path, "genshi", debug=True)
+    root = make_project(tmp_path, "genshi", debug=True)
     (root / "views" / "broken.py").write_text(source)
     response = Client(load(root)).get("/broken/")
     assert response.status_code == 500 and says in response.text
-    quiet = scaffold_project(tmp_path / "serve", "genshi", debug=False)
+    quiet = make_project(tmp_path / "serve", "genshi", debug=False)
     (quiet / "views" / "broken.py").write_text(source)
     with caplog.at_level(logging.ERROR, logger="robaccia.middleware"):
         response = Client(load(quiet)).get("/broken/")
@@ -451,7 +450,7 @@ def test_a_broken_view_says_why(tmp_path: Path, source: str, says: str,
 
 @pytest.mark.slow
 def test_generated_tests_survive_model_edits(tmp_path: Path) -> None:
-    root = scaffold_project(tmp_path, "genshi", views={
+    root = make_project(tmp_path, "genshi", views={
         "departments": ["name:string:required:unique"],
         "employees": ["name:string:required", "title:string", "office_number:integer:unique"],
     })

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -11,10 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
+from support import make_project, served
 
 from robaccia import DefaultModelCollection, render
 from robaccia.openapi import document
-from support import make_project, request, served
 
 FIELDS = ["name:string:required:unique", "count:integer", "price:decimal", "active:boolean",
           "born:date", "note:text"]
@@ -54,11 +53,12 @@ def test_document_describes_columns_paging_and_only_handled_methods():
 
 @pytest.mark.slow
 def test_served_document_and_problem_json_errors(tmp_path):
-    root = make_project(tmp_path, view="counters", fields=FIELDS + ["--type", "json"])
-    with served(root, "serve") as base:
-        status, headers, body = request(base, "GET", "/openapi.json")
-        assert status == 200 and headers["content-type"] == "application/json"
-        doc = json.loads(body)
+    root = make_project(tmp_path, views={"counters": FIELDS}, kind="json", cli=True, createdb=True)
+    with served(root, "serve") as server:
+        http = server.client(keep_cookies=False)
+        response = http.request("GET", "/openapi.json")
+        assert response.status == 200 and response.header("Content-Type") == "application/json"
+        doc = response.json()
         assert "/counters/" in doc["paths"]
         # errors raised before the view runs still speak the view's language
         form = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -67,10 +67,10 @@ def test_served_document_and_problem_json_errors(tmp_path):
                 ("POST", "/counters/", 403, "count=1", form),
                 # an API client's DELETE needs no Content-Type (and no token): the row is absent
                 ("DELETE", "/counters/1", 404, None, {})]:
-            status, headers, body = request(base, method, path, body, headers)
-            assert status == expected
-            assert headers["content-type"] == "application/problem+json"
-            assert json.loads(body)["status"] == expected
+            response = http.request(method, path, body, headers)
+            assert response.status == expected
+            assert response.header("Content-Type") == "application/problem+json"
+            assert response.json()["status"] == expected
 
 
 @pytest.mark.slow
@@ -78,10 +78,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(tmp_path):
     cli = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("st")
     if cli is None:
         pytest.skip("schemathesis is not installed")
-    root = make_project(tmp_path, view="counters", fields=FIELDS + ["--type", "json"])
-    with served(root, "serve") as base:
+    root = make_project(tmp_path, views={"counters": FIELDS}, kind="json", cli=True, createdb=True)
+    with served(root, "serve") as server:
         result = subprocess.run(
-            [cli, "run", f"{base}/openapi.json", "--checks",
+            [cli, "run", f"{server.base}/openapi.json", "--checks",
              "not_a_server_error,status_code_conformance,content_type_conformance,"
              "response_schema_conformance,response_headers_conformance",
              "--max-examples", "40", "--seed", "20261122",

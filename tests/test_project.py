@@ -9,9 +9,7 @@ sys.path and sys.modules clean; they include the original
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import signal
 import socket
@@ -19,14 +17,23 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support import admin, free_port, make_project, project_env, request, served, wait_for_port
+from support import (
+    EMPLOYEE_FIELDS,
+    Client,
+    Response,
+    Server,
+    TransportError,
+    admin,
+    make_project,
+    project_env,
+    served,
+)
 
 from robaccia import scaffold
 
@@ -70,108 +77,115 @@ TRAVERSALS = [
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """myproject: employees (html, with a model), people (json), fred (no model), boom."""
-    root = make_project(tmp_path_factory.mktemp("served"))
-    admin("addview", "fred", cwd=root)
-    admin("addmodelview", "people", "--type", "json", "name:string:required", cwd=root)
-    admin("createdb", cwd=root, env=project_env())
-    (root / "views" / "boom.py").write_text(BOOM_VIEW)
-    (root / "static" / ".hidden").write_text("hidden")
-    return root
+
+    def more(root: Path) -> None:
+        admin("addview", "fred", cwd=root)
+        (root / "views" / "boom.py").write_text(BOOM_VIEW)
+        (root / "static" / ".hidden").write_text("hidden")
+
+    return make_project(tmp_path_factory.mktemp("served"), cli=True, createdb=True, edit=more,
+                        views={"employees": EMPLOYEE_FIELDS, "people": ["name:string:required"]},
+                        kind={"people": "json"})
 
 
 def _json(body: bytes) -> Any:
     return json.loads(body.decode("utf-8"))
 
 
-def _check_crud(base: str) -> None:
+def _check_crud(http: Client) -> None:
     """List, create, retrieve, update and delete, in both representations."""
     json_type = {"Content-Type": "application/json"}
 
     # employees: an HTML collection; JSON bodies are accepted, answers redirect.
-    status, headers, body = request(base, "GET", "/employees/")
-    assert status == 200 and headers["content-type"].startswith("text/html")
+    r = http.request("GET", "/employees/")
+    assert r.status == 200 and str(r.header("Content-Type")).startswith("text/html")
     ada = {"name": "Ada Lovelace", "title": "Analyst", "office_number": 101}
-    status, headers, _ = request(base, "POST", "/employees/", json.dumps(ada), json_type)
-    assert status == 303
-    location = headers["location"]
+    r = http.request("POST", "/employees/", json.dumps(ada), json_type)
+    assert r.status == 303
+    location = str(r.header("Location"))
     assert re.fullmatch(r"/employees/\d+", location)
-    status, _, body = request(base, "GET", location)
-    assert status == 200 and b"Ada Lovelace" in body and b"Analyst" in body
-    assert b"Ada Lovelace" in request(base, "GET", "/employees/")[2]
+    r = http.request("GET", location)
+    assert r.status == 200 and b"Ada Lovelace" in r.body and b"Analyst" in r.body
+    assert b"Ada Lovelace" in http.request("GET", "/employees/").body
     changed = dict(ada, title="Countess")
-    status, headers, _ = request(base, "PUT", location, json.dumps(changed), json_type)
-    assert status == 303 and headers["location"] == location
-    body = request(base, "GET", location)[2]
+    r = http.request("PUT", location, json.dumps(changed), json_type)
+    assert r.status == 303 and r.header("Location") == location
+    body = http.request("GET", location).body
     assert b"Countess" in body and b"Analyst" not in body
-    status, headers, _ = request(base, "DELETE", location, headers=json_type)
-    assert status == 303 and headers["location"] == "/employees/"
-    assert request(base, "GET", location)[0] == 404
+    r = http.request("DELETE", location, headers=json_type)
+    assert r.status == 303 and r.header("Location") == "/employees/"
+    assert http.request("GET", location).status == 404
 
     # people: a JSON collection.
-    status, headers, body = request(base, "POST", "/people/", json.dumps({"name": "Grace"}),
-                                    json_type)
-    assert status == 201
-    location = headers["location"]
-    created = _json(body)
+    r = http.request("POST", "/people/", json.dumps({"name": "Grace"}), json_type)
+    assert r.status == 201
+    location = str(r.header("Location"))
+    created = _json(r.body)
     assert created["name"] == "Grace" and location == f"/people/{created['id']}"
-    status, headers, body = request(base, "GET", location)
-    assert status == 200 and headers["content-type"].startswith("application/json")
-    assert _json(body) == created
-    assert created in _json(request(base, "GET", "/people/")[2])["data"]
-    status, _, body = request(base, "PUT", location, json.dumps({"name": "Hopper"}), json_type)
-    assert status == 200 and _json(body) == {"id": created["id"], "name": "Hopper"}
-    assert request(base, "DELETE", location, headers=json_type)[0] == 204
-    assert request(base, "GET", location)[0] == 404
-    assert request(base, "POST", "/people/", json.dumps({}), json_type)[0] == 422
+    r = http.request("GET", location)
+    assert r.status == 200 and str(r.header("Content-Type")).startswith("application/json")
+    assert _json(r.body) == created
+    assert created in _json(http.request("GET", "/people/").body)["data"]
+    r = http.request("PUT", location, json.dumps({"name": "Hopper"}), json_type)
+    assert r.status == 200 and _json(r.body) == {"id": created["id"], "name": "Hopper"}
+    assert http.request("DELETE", location, headers=json_type).status == 204
+    assert http.request("GET", location).status == 404
+    assert http.request("POST", "/people/", json.dumps({}), json_type).status == 422
 
 
-def _check_routes_and_static(base: str, root: Path) -> None:
+def _check_routes_and_static(http: Client, root: Path) -> None:
     # The original view-only story: addview fred, then GET /fred/ renders list.html.
-    status, _, body = request(base, "GET", "/fred/")
-    assert status == 200 and b"Hello World!" in body
-    status, _, body = request(base, "GET", "/fred/42")
-    assert status == 200 and b"Collection Item: 42" in body
+    r = http.request("GET", "/fred/")
+    assert r.status == 200 and b"Hello World!" in r.body
+    r = http.request("GET", "/fred/42")
+    assert r.status == 200 and b"Collection Item: 42" in r.body
 
-    status, headers, body = request(base, "GET", "/fred")
-    assert (status, headers["location"], body) == (301, "/fred/", b"")
-    status, headers, _ = request(base, "GET", "/employees")
-    assert (status, headers["location"]) == (301, "/employees/")
+    r = http.request("GET", "/fred")
+    assert (r.status, r.header("Location"), r.body) == (301, "/fred/", b"")
+    r = http.request("GET", "/employees")
+    assert (r.status, r.header("Location")) == (301, "/employees/")
     for path in ("/nope/", "/nope", "/nope/1", "/fr_ed/", "/__init__/", "/os/", "/settings/",
                  "/dbconfig/", "/dispatcher/", "/views/", "/fred/1/2"):
-        assert request(base, "GET", path)[0] == 404, path
+        assert http.request("GET", path).status == 404, path
 
-    status, headers, body = request(base, "GET", "/")
-    assert status == 200
-    links = re.findall(rb'href="(/[a-z0-9]+/)"', body)
+    r = http.request("GET", "/")
+    assert r.status == 200
+    links = re.findall(rb'href="(/[a-z0-9]+/)"', r.body)
     assert {b"/boom/", b"/employees/", b"/fred/", b"/people/"} <= set(links)
 
     css = (root / "static" / "robaccia.css").read_bytes()
-    status, headers, body = request(base, "GET", "/static/robaccia.css")
-    assert (status, body) == (200, css)
-    assert headers["content-type"].startswith("text/css")
-    assert "max-age=" in headers["cache-control"]
-    assert "last-modified" in headers or "etag" in headers
+    r = http.request("GET", "/static/robaccia.css")
+    assert (r.status, r.body) == (200, css)
+    assert str(r.header("Content-Type")).startswith("text/css")
+    assert "max-age=" in str(r.header("Cache-Control"))
+    assert r.header("Last-Modified") is not None or r.header("ETag") is not None
     for path in TRAVERSALS:
-        status, _, body = request(base, "GET", path)
-        assert status == 404, path
-        assert b"SECRET_KEY" not in body and b"root:" not in body and b"hidden" not in body
+        r = http.request("GET", path)
+        assert r.status == 404, path
+        assert b"SECRET_KEY" not in r.body and b"root:" not in r.body and b"hidden" not in r.body
+
+
+def _check_served(server: Server) -> tuple[Response, str]:
+    """Everything above on a served project; then GET /boom/: its 500 answer and page."""
+    http = server.client(keep_cookies=False)
+    _check_crud(http)
+    _check_routes_and_static(http, server.root)
+    r = http.request("GET", "/boom/")
+    assert r.status == 500 and str(r.header("Content-Type")).startswith("text/html")
+    return r, r.body.decode()
 
 
 @pytest.mark.slow
 def test_run_serves_the_project(project: Path) -> None:
     log = project / "logs" / "robaccia.log"
-    with served(project, "run") as base:
-        _check_crud(base)
-        _check_routes_and_static(base, project)
-
-        status, headers, body = request(base, "GET", "/boom/")
-        assert status == 500 and headers["content-type"].startswith("text/html")
-        page = body.decode()
+    with served(project, "run") as server:
+        r, page = _check_served(server)
         # The debug page shows the traceback, escaped: a page that runs no code.
         assert "Traceback (most recent call last)" in page
         assert "RuntimeError: kaboom &lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<script" not in page
-        assert "script-src" not in headers["content-security-policy"]
+        policy = r.header("Content-Security-Policy")
+        assert policy is not None and "script-src" not in policy
     text = log.read_text()
     assert '"GET /employees/ HTTP/1.1" 200' in text
     assert '"POST /people/ HTTP/1.1" 201' in text
@@ -180,55 +194,30 @@ def test_run_serves_the_project(project: Path) -> None:
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
 
 
-@contextlib.contextmanager
-def _started(root: Path, *args: str, output: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """Start robaccia-admin with its output in a file; yield its URL and process."""
-    port = free_port()
-    with open(output, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "robaccia", *args, "--port", str(port)], cwd=root,
-            env=project_env(), stdout=out, stderr=subprocess.STDOUT, text=True,
-            # Ctrl-C must reach it even if this test runs with SIGINT ignored.
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-            start_new_session=True,  # so that teardown can stop its children too
-        )
-        try:
-            wait_for_port(port, process)
-            yield f"http://127.0.0.1:{port}", process
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 @pytest.mark.slow
 def test_serve_serves_the_project_without_debug(project: Path, tmp_path: Path) -> None:
     output = tmp_path / "serve.out"
-    with _started(project, "serve", "--workers", "2", output=output) as (base, process):
-        _check_crud(base)
-        _check_routes_and_static(base, project)
-
-        status, headers, body = request(base, "GET", "/boom/")
-        assert status == 500 and headers["content-type"].startswith("text/html")
-        page = body.decode()
+    with served(project, "serve", workers=2, log=output, signals=True) as server:
+        _, page = _check_served(server)
         assert "Internal Server Error" in page
         for internal in ("Traceback", "kaboom", "RuntimeError", ".py", str(project), "/work/",
                          "site-packages"):
             assert internal not in page
-        process.terminate()
-        assert process.wait(timeout=15) == 0
+        server.process.terminate()
+        assert server.process.wait(timeout=15) == 0
     text = output.read_text()
-    assert "Unhandled error on GET /boom/: RuntimeError: kaboom" in text and "Traceback (most recent call last):" in text
+    assert "Unhandled error on GET /boom/: RuntimeError: kaboom" in text
+    assert "Traceback (most recent call last):" in text
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
     assert "(2 workers)" in text.splitlines()[0]
 
 
 def _get(base: str, path: str) -> tuple[int, bytes]:
     try:
-        status, _, body = request(base, "GET", path)
-    except OSError:  # restarting
+        r = Client(base, keep_cookies=False).request("GET", path)
+    except TransportError:  # restarting
         return 0, b""
-    return status, body
+    return r.status, r.body
 
 
 def _wait_for(base: str, path: str, wanted: bytes, timeout: float = 15) -> bytes:
@@ -262,7 +251,8 @@ def test_run_reloads_on_changes_and_stops_on_ctrl_c(project: Path, tmp_path: Pat
     template = project / "templates" / "wilma" / "list.html"
     view = project / "views" / "wilma.py"
     output = tmp_path / "run.out"
-    with _started(project, "run", output=output) as (base, process):
+    with served(project, "run", reload=True, log=output, signals=True) as server:
+        base, process = server.base, server.process
         _wait_for(base, "/wilma/", b"Hello World!")
 
         template.write_text(template.read_text().replace("Hello World!", "Hello Reloaded!"))
@@ -292,18 +282,16 @@ def test_run_reloads_on_changes_and_stops_on_ctrl_c(project: Path, tmp_path: Pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("args", "sig"), [(("--no-reload",), signal.SIGINT),
-                                           ((), signal.SIGTERM)],
+@pytest.mark.parametrize(("reload", "sig"), [(False, signal.SIGINT), (True, signal.SIGTERM)],
                          ids=["ctrl-c-no-reload", "sigterm-reloading"])
-def test_run_stops_cleanly(project: Path, tmp_path: Path, args: tuple[str, ...],
-                           sig: signal.Signals) -> None:
+def test_run_stops_cleanly(project: Path, tmp_path: Path, reload: bool, sig: signal.Signals) -> None:
     output = tmp_path / "run.out"
-    with _started(project, "run", *args, output=output) as (base, process):
-        assert _get(base, "/fred/")[0] == 200
-        process.send_signal(sig)
-        assert process.wait(timeout=10) == 0
+    with served(project, "run", reload=reload, log=output, signals=True) as server:
+        assert _get(server.base, "/fred/")[0] == 200
+        server.process.send_signal(sig)
+        assert server.process.wait(timeout=10) == 0
         # The reloader's child stops with it: nothing is left serving.
-        assert _port_is_free(base)
+        assert _port_is_free(server.base)
     out = output.read_text()
     assert out.rstrip().endswith("Stopped.")
     assert "Traceback" not in out
@@ -331,12 +319,12 @@ def test_ctrl_c_lets_the_request_in_progress_finish(project: Path, tmp_path: Pat
     output = tmp_path / "run.out"
     answer: list[tuple[int, bytes]] = []
     try:
-        with _started(project, "run", "--no-reload", output=output) as (base, process):
-            client = threading.Thread(target=lambda: answer.append(_get(base, "/slowpoke/")))
+        with served(project, "run", log=output, signals=True) as server:
+            client = threading.Thread(target=lambda: answer.append(_get(server.base, "/slowpoke/")))
             client.start()
             time.sleep(0.5)  # the request is in the view now
-            process.send_signal(signal.SIGINT)
-            assert process.wait(timeout=10) == 0
+            server.process.send_signal(signal.SIGINT)
+            assert server.process.wait(timeout=10) == 0
             client.join(timeout=10)
     finally:
         view.unlink()

@@ -35,18 +35,16 @@ from urllib.parse import urlsplit
 import pytest
 from security_support import (
     AUDIT,
-    PG_URL,
     Project,
     Site,
     build_project,
     drop_tables,
     record_audit,
     record_figure,
-    require_postgres,
     serving,
     unique_prefix,
 )
-from support import REQUIRE_SERVICES
+from support import POSTGRES_URL, TransportError, database_problem, missing, require_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +55,12 @@ RUN_SECONDS = 120
 
 @pytest.fixture(scope="module")
 def pg_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    require_postgres()
-    project = build_project(
-        tmp_path_factory.mktemp("scaleout"), "genshi", PG_URL, unique_prefix("o")
-    )
+    url = require_postgres()
+    project = build_project(tmp_path_factory.mktemp("scaleout"), "genshi", url, unique_prefix("o"))
     try:
         yield project
     finally:
-        drop_tables(PG_URL, list(project.views.values()))
+        drop_tables(url, list(project.views.values()))
         record_audit()
 
 
@@ -81,7 +77,7 @@ def pg_engine() -> Any:
     from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    return create_engine(PG_URL, connect_args={"connect_timeout": 5}, poolclass=NullPool)
+    return create_engine(POSTGRES_URL, connect_args={"connect_timeout": 5}, poolclass=NullPool)
 
 
 def start_threads(
@@ -143,7 +139,7 @@ def _counter_race(sites: tuple[Site, Site], if_match: bool, updates: int) -> dic
                     answer = writer.request(
                         "PUT", location, json_body={"count": value + 1}, headers=headers
                     )
-                except AssertionError as exc:  # a transport error, reported by Client
+                except TransportError as exc:
                     with lock:
                         errors.append(str(exc)[:200])
                     continue
@@ -213,27 +209,17 @@ def test_lost_updates_without_if_match_are_shown(two_sites: tuple[Site, Site]) -
 
 def _pg_cluster() -> list[str]:
     versions = sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []
-    local = urlsplit(PG_URL).hostname in ("127.0.0.1", "localhost", "::1")
+    local = urlsplit(POSTGRES_URL).hostname in ("127.0.0.1", "localhost", "::1")
     if not versions or shutil.which("pg_ctlcluster") is None or os.geteuid() != 0 or not local:
-        message = (
+        missing(
             "pg_ctlcluster (as root) and a PostgreSQL URL on this machine are needed to "
             "stop and start PostgreSQL"
         )
-        if REQUIRE_SERVICES:
-            pytest.fail(message, pytrace=False)
-        pytest.skip(message)
     return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
 
 
 def _pg_reachable() -> bool:
-    try:
-        import psycopg
-
-        url = PG_URL.replace("postgresql+psycopg://", "postgresql://")
-        with psycopg.connect(url, connect_timeout=2):
-            return True
-    except Exception:
-        return False
+    return database_problem(POSTGRES_URL, timeout=2) is None
 
 
 @contextlib.contextmanager
@@ -282,7 +268,7 @@ def test_database_restart_under_load(two_sites: tuple[Site, Site]) -> None:
                         nonce = next(counter)
                     response = browser.request("POST", f"/{view}/", json_body={"count": nonce})
                 status, retry = response.status, response.header("Retry-After")
-            except AssertionError as exc:
+            except TransportError as exc:
                 status, retry = None, None
                 with lock:
                     records.append({"error": str(exc)[:200]})
@@ -405,7 +391,7 @@ def _nonce_race(site: Site, fetch_rows: Any, clients: int = 16, rounds: int = 10
             counts["requests"] += 1
         try:
             return browser.request(*args, **kwargs)
-        except AssertionError:  # a transport error, reported by Client
+        except TransportError:
             with lock:
                 counts["resets"] += 1
             return None

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from security_support import (
     AUDIT,
-    Client,
     Site,
     build_project,
     record_audit,
     record_figure,
     serving,
 )
+from support import POSTGRES_URL, Client
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -522,7 +522,7 @@ def test_audit_detects_internals() -> None:
         b"sqlite3.OperationalError: no such table: x",
         b"(pymysql.err.DataError) (1406, 'Data too long')",
         b"[SQL: SELECT employees.id FROM employees WHERE employees.id = %(pk)s]",
-        b"postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        POSTGRES_URL.encode(),
         b"/usr/lib/python3/dist-packages/sqlalchemy/engine/base.py",
     ]
     for body in samples:

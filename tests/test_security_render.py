@@ -13,20 +13,19 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urljoin, urlsplit
 
 import pytest
-from robaccia.paging import Cursor
 from security_support import (
     AUDIT,
-    Response,
     Site,
     build_project,
-    first_difference,
     raw_exchange,
     record_audit,
     record_figure,
     request_bytes,
     serving,
-    shape,
 )
+from support import Response, first_difference, page_text, shape
+
+from robaccia.paging import Cursor
 
 XSS = [
     "<script>alert(1)</script>",
@@ -85,21 +84,6 @@ def created_id(response: Response) -> str:
     location = response.header("Location")
     assert location is not None
     return location.rsplit("/", 1)[1]
-
-
-def page_text(body: bytes) -> str:
-    from html.parser import HTMLParser
-
-    chunks: list[str] = []
-
-    class Text(HTMLParser):
-        def handle_data(self, data: str) -> None:
-            chunks.append(data)
-
-    parser = Text(convert_charrefs=True)
-    parser.feed(body.decode())
-    parser.close()
-    return "".join(chunks)
 
 
 def assert_html(response: Response, status: int = 200) -> Response:

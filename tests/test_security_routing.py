@@ -24,7 +24,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from security_support import (
     AUDIT,
-    PG_URL,
     SECRET_OUTSIDE,
     Site,
     build_project,
@@ -33,11 +32,10 @@ from security_support import (
     record_audit,
     record_figure,
     request_bytes,
-    require_postgres,
     serving,
     unique_prefix,
 )
-from support import project_env
+from support import project_env, require_postgres
 
 HYPOTHESIS = settings(
     max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
@@ -744,14 +742,14 @@ def test_generated_ids_sqlite(site: Site, id: str) -> None:
 
 @pytest.fixture(scope="module")
 def pg_site(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    require_postgres()
+    url = require_postgres()
     prefix = unique_prefix("r")
-    project = build_project(tmp_path_factory.mktemp("routing-pg"), "genshi", PG_URL, prefix)
+    project = build_project(tmp_path_factory.mktemp("routing-pg"), "genshi", url, prefix)
     try:
         with serving(project, "serve") as served_site:
             yield served_site
     finally:
-        drop_tables(PG_URL, list(project.views.values()))
+        drop_tables(url, list(project.views.values()))
         record_audit()
 
 
