@@ -4,8 +4,9 @@
   ports share one PostgreSQL database. 50 client threads alternate between
   them, each reading a counter and writing it back plus one with If-Match,
   retrying on 412 a bounded number of times: the final value must equal the
-  number of successful updates. The same run without If-Match shows the
-  lost updates the check prevents (recorded, not failed).
+  number of successful updates. The same run without If-Match must lose
+  updates (repeated a few times until it does), while one with If-Match
+  beside it loses none: the check is what prevents them.
 * PostgreSQL is stopped for a few seconds under steady load and started
   again (always, in a finally): meanwhile every answer is 503 with
   Retry-After, not a 500 or a hang; afterwards requests succeed without a
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.slow
 CLIENTS = 50
 MAX_RETRIES = 400
 RUN_SECONDS = 120
+LOSS_ROUNDS = 5  # races run without If-Match until one loses an update
 
 
 @pytest.fixture(scope="module")
@@ -191,17 +193,46 @@ def test_no_lost_updates_with_if_match(two_sites: tuple[Site, Site]) -> None:
 
 
 def test_lost_updates_without_if_match_are_shown(two_sites: tuple[Site, Site]) -> None:
-    result = _counter_race(two_sites, if_match=False, updates=2)
+    """Without If-Match the same clients lose updates; with it, on the same servers, none.
+
+    Every unconditional PUT is answered 200, yet the counter ends below the
+    number of answers: two clients read the same value and both write it plus
+    one. The race runs again (at most LOSS_ROUNDS times) until it loses an
+    update, and it must: a server that let no update be lost here would make
+    the If-Match test above prove nothing. Then the same race with If-Match
+    loses none and is answered 412s: the check, not luck, kept every update.
+    """
+    updates = 2
+    rounds: list[dict[str, Any]] = []
+    for _ in range(LOSS_ROUNDS):
+        blind = _counter_race(two_sites, if_match=False, updates=updates)
+        rounds.append(blind)
+        assert blind["errors"] == [], blind["errors"][:10]
+        # Every read-modify-write was acknowledged: nothing refused, nothing retried.
+        assert (blind["successes"], blind["attempts"]) == (CLIENTS * updates, CLIENTS * updates)
+        assert (blind["precondition_failed"], blind["gave_up"]) == (0, 0)
+        assert 1 <= blind["final"] <= blind["successes"]
+        if blind["lost"] > 0:
+            break
+    guarded = _counter_race(two_sites, if_match=True, updates=updates)
     record_figure(
         "lost_updates_without_if_match",
         clients=CLIENTS,
-        **{k: v for k, v in result.items() if k != "errors"},
-        errors=len(result["errors"]),
-        summary=f"baseline without If-Match: {result['successes']} updates answered 200, final "
-        f"value {result['final']}: {result['lost']} lost updates",
+        rounds=len(rounds),
+        lost_per_round=[r["lost"] for r in rounds],
+        **{k: v for k, v in blind.items() if k != "errors"},
+        errors=len(blind["errors"]),
+        with_if_match={k: v for k, v in guarded.items() if k != "errors"},
+        summary=f"without If-Match: {blind['successes']} updates answered 200, final value "
+        f"{blind['final']}: {blind['lost']} lost updates (round {len(rounds)} of at most "
+        f"{LOSS_ROUNDS}); the same race with If-Match: {guarded['successes']} updates, final "
+        f"value {guarded['final']}, {guarded['precondition_failed']} 412s",
     )
-    assert result["errors"] == [], result["errors"][:10]
-    assert result["final"] <= result["successes"]
+    assert blind["lost"] > 0, f"no update lost in {len(rounds)} rounds of {CLIENTS} clients"
+    assert guarded["errors"] == [], guarded["errors"][:10]
+    assert guarded["successes"] > 0
+    assert guarded["final"] == guarded["successes"]
+    assert guarded["precondition_failed"] > 0
 
 
 # --- the database goes away -----------------------------------------------------------------------
