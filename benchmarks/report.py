@@ -195,11 +195,6 @@ def _scenario_tables(run: Run, markdown: bool) -> list[str]:
 def console(run: Run) -> str:
     out = ["", *_scenario_tables(run, markdown=False), "== targets"]
     out += [f"{v.mark:<13} {v.target}: {v.measured}" for v in targets(run)]
-    changes = [(s, now, run.base_instr(s, c)) for (s, c), now in run.instructions.items()
-               if c == "robaccia" and run.base_instr(s, c)]
-    if changes:
-        out += ["", "== robaccia's instructions vs baseline.json"]
-        out += [f"{s:<20} {now:>12,.0f}  {_delta(now, before)}" for s, now, before in changes]
     for name, note in (("instruction counts", run.cg_note), ("HTTP", run.http_note)):
         if note:
             out.append(f"{name}: {note}")

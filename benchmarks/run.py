@@ -143,7 +143,7 @@ def count_instructions(ctx: Context, cases: list[tuple[str, str]],
                        ) -> tuple[dict[tuple[str, str], float], str]:
     """Run cg_worker.py under callgrind, two workers in parallel; return Ir/request per case."""
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
-        return {}, "valgrind is not installed: no instruction counts"
+        return {}, "not counted: valgrind is not installed"
     # Per case: about 25 ms of native work between the two runs (n1 and n2 requests).
     plan = {}
     for case in cases:
@@ -257,7 +257,7 @@ def over_http(ctx: Context, scenarios: list[Scenario], seconds: int,
               references: dict[str, bytes]) -> tuple[dict[tuple[str, str], dict[str, Any]], str]:
     """Serve every app under its own gunicorn (all started first); drive each with wrk."""
     if shutil.which("wrk") is None:
-        return {}, "wrk is not installed: no measurements over HTTP"
+        return {}, "not measured: wrk is not installed"
     pin = shutil.which("taskset") is not None and (os.cpu_count() or 1) >= 2
     results: dict[tuple[str, str], dict[str, Any]] = {}
     problems = []
