@@ -2,8 +2,8 @@
 
 The database fixture runs a test on SQLite (a file in a temporary folder),
 PostgreSQL (psycopg 3) and MariaDB (PyMySQL); their URLs, and what happens
-when a server cannot be reached, are in support/databases.py. The HTML
-reader (``read_page``) lives in support/pages.py.
+when a server cannot be reached, are in support.py, as is the HTML reader
+(``read_page``).
 """
 
 from __future__ import annotations
