@@ -16,11 +16,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/robaccia-admin demo
 
+# Temporary files of the tests (projects, databases, browsers) stay in the
+# checkout and are removed after the run: nothing is left in the system's /tmp.
+TESTTMP := $(CURDIR)/tests/output/tmp
+
 # The whole test suite: installs what it needs, starts local services, runs pytest.
 test: $(STAMP)
 	bash scripts/services.sh
 	bash scripts/browser.sh
-	$(BIN)/python -m pytest
+	rm -rf $(TESTTMP) && mkdir -p $(TESTTMP)
+	TMPDIR=$(TESTTMP) $(BIN)/python -m pytest -p no:cacheprovider; status=$$?; rm -rf $(TESTTMP); exit $$status
 
 # The suite without the browser and multi-process tests.
 test-fast: $(STAMP)

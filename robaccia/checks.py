@@ -4,6 +4,11 @@
     >>> settings = types.SimpleNamespace(DEBUG=True, SECRET_KEY='x', MAX_BODY_SIZE=0)
     >>> [f.id for f in check_settings(settings)]
     ['R001', 'R002', 'R006']
+    >>> [f.id for f in check_settings(settings, deploy=True)]
+    ['R001', 'R002', 'R006', 'R007', 'R008', 'R010']
+
+R007 to R010 concern a deployment: ``check --deploy`` reports them.
+
 
 ========  ==========================================================
 R001      DEBUG is on (tracebacks shown to visitors)
@@ -12,6 +17,11 @@ R003      a Jinja2 environment with autoescape off
 R004      the development server configured to bind beyond loopback
 R005      a protective middleware missing from MIDDLEWARE
 R006      no request body limits (MAX_BODY_SIZE / MAX_FIELDS)
+R007      ALLOWED_HOSTS names no host (``serve`` refuses to start)
+R008      HTTPS off: no redirect from http://, no HSTS, cookies not Secure
+R009      HSTS shorter than six months, or off
+R010      no TRUSTED_PROXY: ``serve`` faces clients alone (no TLS, no
+          per-client limits), or HTTPS on without the proxy that says so
 ========  ==========================================================
 """
 
@@ -29,6 +39,7 @@ __all__ = ["Finding", "check_project", "check_settings"]
 _WEAK = {"secret", "changeme", "change-me", "dev", "development", "test",
          "test-secret-key-not-for-production"}
 _MAX_SANE_BODY = 100 * 1024 * 1024
+_HALF_YEAR = 15768000
 
 
 @dataclass(frozen=True)
@@ -42,8 +53,8 @@ class Finding:
         return f"{self.id} {self.message}"
 
 
-def check_settings(settings: Any) -> list[Finding]:
-    """Check a settings module (or any object with the same attributes)."""
+def check_settings(settings: Any, deploy: bool = False) -> list[Finding]:
+    """Check a settings module (or any object with the same attributes); ``deploy`` adds R007 to R010."""
     found = []
     if getattr(settings, "DEBUG", False):
         found.append(Finding("R001", "DEBUG is on: visitors would see tracebacks. "
@@ -62,12 +73,38 @@ def check_settings(settings: Any) -> list[Finding]:
             or fields <= 0:
         found.append(Finding("R006", "Request body limits are missing: set MAX_BODY_SIZE "
                                      f"(at most {_MAX_SANE_BODY} bytes) and MAX_FIELDS."))
+    if deploy:
+        found.extend(_deployment(settings))
+    return found
+
+
+def _deployment(settings: Any) -> list[Finding]:
+    found = []
+    if not getattr(settings, "ALLOWED_HOSTS", None):
+        found.append(Finding("R007", "ALLOWED_HOSTS names no host: serve refuses to start. Set "
+                                     "ROBACCIA_ALLOWED_HOSTS to the names the site is reached by."))
+    https = bool(getattr(settings, "HTTPS", False))
+    if not https:
+        found.append(Finding("R008", "HTTPS is off: no redirect from http://, no HSTS, cookies not "
+                                     "Secure. Serve over TLS and set ROBACCIA_HTTPS=1."))
+    else:
+        seconds = getattr(settings, "HSTS_SECONDS", 0)
+        if not isinstance(seconds, int) or seconds < _HALF_YEAR:
+            found.append(Finding("R009", f"HSTS_SECONDS is {seconds!r}: browsers keep to HTTPS only "
+                                         f"that long. Use at least {_HALF_YEAR} (six months)."))
+    if not getattr(settings, "TRUSTED_PROXY", None):
+        found.append(Finding("R010", "No TRUSTED_PROXY: serve faces clients alone. It holds slow "
+                                     "clients, but has no TLS and no per-client connection or rate "
+                                     "limits: run it behind nginx or Caddy and set "
+                                     "ROBACCIA_TRUSTED_PROXY to that proxy's address." +
+                                     (" With HTTPS on and no proxy, every request is redirected "
+                                      "again." if https else "")))
     return found
 
 
 def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
-    """Check a project folder: its settings, source files and middleware."""
-    found = check_settings(settings)
+    """Check a project folder: its settings and source files; given the app (``--deploy``), more."""
+    found = check_settings(settings, deploy=app is not None)
     pattern = re.compile(r"autoescape\s*=\s*(False|0|None)\b")
     for path in sorted(root.rglob("*.py")):
         # NOTE: only the parts below the project count: a project that itself

@@ -47,7 +47,11 @@ def _friendly(func: F) -> F:
         except OSError as exc:
             raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
         except ImportError as exc:
-            raise click.ClickException(f"Could not import the project: {exc}.") from None
+            from robaccia.debug import hint_for
+
+            hint = hint_for(exc)
+            raise click.ClickException(f"Could not import the project: {exc}." +
+                                       (f" {hint}" if hint else "")) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -131,20 +135,35 @@ def addview_command(name: str, kind: str) -> None:
     _print_created(root, scaffold.add_view(root, name, kind))
 
 
+@main.command("addtemplate")
+@click.argument("view", required=False, default="")
+@click.argument("handler", required=False, default="")
+@_friendly
+def addtemplate_command(view: str, handler: str) -> None:
+    """Add a starter page for a handler: templates/VIEW/HANDLER.html."""
+    root = scaffold.find_project(".")
+    _print_created(root, scaffold.add_template(root, view, handler))
+
+
 @main.command("addmodelview")
 @click.argument("name", required=False, default="")
 @click.argument("fields", nargs=-1)
 @_TYPE
+@click.option("--table", default=None, metavar="MODEL",
+              help="Serve the table of an existing models/MODEL.py (no new model), e.g. an API "
+                   "beside the pages: addmodelview api_employees --type json --table employees.")
 @_friendly
-def addmodelview_command(name: str, fields: tuple[str, ...], kind: str) -> None:
+def addmodelview_command(name: str, fields: tuple[str, ...], kind: str, table: str | None) -> None:
     """Add a collection with a model. FIELDS are name:type[:option...].
 
-    Types: string, text, integer, float, decimal, boolean, date, datetime.
-    Options: required, unique, and a length for strings (name:string:100).
+    Types: string, text, integer, float, decimal, boolean, date, datetime, email, url.
+    Options: required, unique, a length for strings (name:string:100), digits and
+    decimal places for decimals (price:decimal:10,2).
     """
     root = scaffold.find_project(".")
-    _print_created(root, scaffold.add_model_view(root, name, kind, list(fields)))
-    click.echo("Next: robaccia-admin createdb")
+    _print_created(root, scaffold.add_model_view(root, name, kind, list(fields), table))
+    if table is None:
+        click.echo("Next: robaccia-admin createdb")
 
 
 def _tables(root: Path) -> list[Any]:
@@ -206,14 +225,16 @@ def run_command(host: str | None, port: int, no_reload: bool) -> None:
 @main.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=None, type=click.IntRange(1, 256), help="Default: 2 x cores + 1.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
+@click.option("--workers", default=None, type=click.IntRange(1, 256),
+              help="Worker processes. Default: cores + 1.")
+@click.option("--threads", default=4, show_default=True, type=click.IntRange(1, 256),
+              help="Request threads per worker.")
 @_friendly
 def serve_command(host: str, port: int, workers: int | None, threads: int) -> None:
-    """Serve the project with gunicorn, the production server (debug off)."""
-    from robaccia import server
+    """Serve the project with waitress in worker processes, debug off (production)."""
+    from robaccia import production
 
-    server.serve(_project(), host, port, workers, threads)
+    production.main(_project(), host, port, workers, threads)
 
 
 @main.command("runtests")
@@ -227,6 +248,18 @@ def runtests_command(verbose: bool) -> None:
         command.append("-v")
     result = subprocess.run(command, cwd=root)
     sys.exit(result.returncode)
+
+
+@main.command("secretkey")
+@click.option("--print", "show", is_flag=True, help="Print a new key instead (for ROBACCIA_SECRET_KEY).")
+@_friendly
+def secretkey_command(show: bool) -> None:
+    """Write the project's .secret_key (a fresh checkout has none), or print a new key."""
+    if show:
+        click.echo(scaffold.new_secret_key())
+        return
+    path = scaffold.write_secret_key(_project())
+    click.echo(f" created {path.name} (keep it out of version control; .gitignore does)")
 
 
 @main.command("check")
@@ -253,13 +286,10 @@ def check_command(deploy: bool) -> None:
 @click.option("--no-serve", is_flag=True, help="Create the project and rows, but do not serve.")
 @_friendly
 def demo_command(parent: str | None, port: int, engine: str, no_serve: bool) -> None:
-    """Scaffold an employees project with sample rows and serve it."""
-    import tempfile
-
+    """Scaffold an employees project with sample rows (in ./robaccia-demo) and serve it."""
     from robaccia import demo
 
-    parent = parent or tempfile.mkdtemp(prefix="robaccia-demo-")
-    root = demo.build(Path(parent), engine)
+    root = demo.build(Path(parent) if parent else Path("robaccia-demo"), engine)
     click.echo(f"Demo project: {root}")
     click.echo(f"Open http://127.0.0.1:{port}/employees/ to list, create, edit and delete employees.")
     if not no_serve:

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import MetaData, Table, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine import create_engine as _create_engine
@@ -37,7 +37,7 @@ from sqlalchemy.pool import StaticPool
 
 from robaccia.errors import RobacciaError
 
-__all__ = ["DatabaseUnavailable", "connection", "make_engine", "unavailable"]
+__all__ = ["DatabaseUnavailable", "connection", "make_engine", "make_metadata", "unavailable"]
 
 
 class DatabaseUnavailable(RobacciaError):
@@ -86,6 +86,32 @@ def connection(engine: Engine, *, begin: bool = False) -> Iterator[Connection]:
                 yield conn
         else:
             yield conn
+
+
+def make_metadata() -> MetaData:
+    """A MetaData whose tables never give a deleted row's key to a new row.
+
+    PostgreSQL and MariaDB never reuse a generated key; SQLite does (it takes
+    the largest key plus one) unless a table says ``sqlite_autoincrement``,
+    which every table of this MetaData says unless it says otherwise::
+
+        >>> from sqlalchemy import Column, Integer, Table
+        >>> from sqlalchemy.schema import CreateTable
+        >>> table = Table('t', make_metadata(), Column('id', Integer, primary_key=True))
+        >>> 'AUTOINCREMENT' in str(CreateTable(table).compile(make_engine('sqlite://')))
+        True
+    """
+    return MetaData(info={_NEVER_REUSE: True})
+
+
+_NEVER_REUSE = "robaccia.never_reuse_keys"
+
+
+@event.listens_for(Table, "after_parent_attach")
+def _never_reuse_keys(table: Table, parent: Any) -> None:
+    if isinstance(parent, MetaData) and parent.info.get(_NEVER_REUSE) \
+            and "sqlite_autoincrement" not in dict(table.dialect_kwargs):  # the table's own wins
+        table.dialect_kwargs["sqlite_autoincrement"] = True
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -52,11 +52,14 @@ def hint_for(exc: BaseException) -> str:
         return hint
     name = type(exc).__name__
     module = type(exc).__module__
-    if name == "TemplateNotFound" or (module.startswith("genshi") and name == "TemplateNotFound"):
-        missing = getattr(exc, "name", None) or str(exc)
-        return (f"The template {missing} was not found in the project's templates/ folder. "
-                f"Create templates/{missing}, or return a WSGI response from the handler instead "
-                "of a dict.")
+    if name == "TemplateNotFound":
+        missing = getattr(exc, "name", None) or getattr(exc, "filename", None) or str(exc)
+        missing = str(missing).strip('"').removeprefix("Template ").strip('"').removesuffix(" not found")
+        view, _, page = missing.partition("/")
+        command = (f" Make one with: robaccia-admin addtemplate {view} {page.rpartition('.')[0]}"
+                   if view and page.endswith(".html") else "")
+        return (f"The template templates/{missing} does not exist: the handler returned a dict, "
+                f"which is rendered with it.{command} (or return a WSGI response instead of a dict).")
     if module.startswith("genshi") and name in ("TemplateSyntaxError", "ParseError"):
         return ("Genshi templates are XML: every tag is closed (<br/>, <input .../>), attributes "
                 "are quoted and & is written &amp;. Check the line named above.")
@@ -66,7 +69,9 @@ def hint_for(exc: BaseException) -> str:
     if isinstance(exc, ModuleNotFoundError) and exc.name:
         driver = exc.name.partition(".")[0]
         if driver in _DRIVERS:
-            return f"The database driver is not installed: pip install 'robaccia[{_DRIVERS[driver]}]'"
+            return (f"The database driver is not installed; for "
+                    f"{'PostgreSQL' if _DRIVERS[driver] == 'postgresql' else 'MariaDB and MySQL'} run: "
+                    f"pip install 'robaccia[{_DRIVERS[driver]}]'")
     return ""
 
 

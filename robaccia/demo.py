@@ -31,9 +31,21 @@ PEOPLE = [
 ]
 
 
+#: The file that marks a folder as a demo's (which the next demo may replace).
+MARKER = ".robaccia-demo"
+
+
 def build(parent: Path, engine: str = "genshi", name: str = "myproject") -> Path:
-    """Create the demo project under ``parent`` and fill it; return its folder."""
+    """Create the demo project under ``parent`` (a previous demo there is replaced); return it."""
+    if parent.exists() and any(parent.iterdir()):
+        if not (parent / MARKER).is_file():
+            raise scaffold.ScaffoldError(f"{parent} exists and is not a demo's folder: give another "
+                                         "with --dir.")
+        import shutil
+
+        shutil.rmtree(parent)
     parent.mkdir(parents=True, exist_ok=True)
+    (parent / MARKER).write_text("made by robaccia-admin demo; the next demo replaces this folder\n")
     root = scaffold.create_project(name, parent, engine)
     scaffold.add_model_view(root, "employees", "html", FIELDS)
     import datetime

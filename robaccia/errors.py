@@ -241,3 +241,20 @@ class SeeOther(HTTPException):
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         start_response(self.status, [("Content-Length", "0"), *self.headers])
         return []
+
+
+class PermanentRedirect(HTTPException):
+    """A 301 (or 308, which keeps the method and body) to an ``https://`` URL on this site."""
+
+    code, title = 301, "Moved Permanently"
+
+    def __init__(self, location: str, keep_method: bool = False) -> None:
+        if not location.startswith("https://") or any(c in location for c in "\r\n\x00"):
+            raise ValueError(f"permanent redirects go to https:// URLs, not {location[:200]!r}")
+        if keep_method:
+            self.code, self.title = 308, "Permanent Redirect"
+        super().__init__(None, [("Location", location), ("Cache-Control", "max-age=3600")])
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response(self.status, [("Content-Length", "0"), *self.headers])
+        return []

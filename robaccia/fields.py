@@ -80,6 +80,10 @@ class Field:
     step: str | None = None
     choices: tuple[str, ...] = ()
     comparable: bool = True
+    #: The column must get a value on create (NOT NULL, no default). Unlike
+    #: ``required`` (what a form marks), true for a NOT NULL checkbox too:
+    #: a form sends it unchecked, a JSON body must name it.
+    needed: bool = False
 
     @property
     def long(self) -> bool:
@@ -207,6 +211,39 @@ def _string(length: int | None) -> Converter:
     return convert
 
 
+_EMAIL = re.compile(r"[^@\s<>()\[\],;:\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z")
+
+
+def _email(length: int | None) -> Converter:
+    """An address as the HTML email input accepts one: local@domain.tld (at most 254 characters)."""
+    def convert(value: Any) -> str:
+        text = _text(value).strip()
+        if len(text) > min(length or 254, 254) or not _EMAIL.match(text):
+            raise Invalid("Enter an email address, such as ada@example.com.")
+        return text
+
+    return convert
+
+
+def _url(length: int | None) -> Converter:
+    """An absolute http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    def convert(value: Any) -> str:
+        text = _text(value).strip()
+        try:
+            parts = urlsplit(text)
+        except ValueError:
+            parts = None
+        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                or any(c.isspace() for c in text) or (length is not None and len(text) > length)):
+            raise Invalid("Enter a web address that starts with http:// or https://.")
+        return text
+
+    return convert
+
+
 def _boolean(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -254,8 +291,9 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
     has_default = (
         column.default is not None or column.server_default is not None or autoincrement_pk
     )
-    required = not column.nullable and not has_default
+    required = needed = not column.nullable and not has_default
     kw: dict[str, Any] = {}
+    kind = column.info.get("type")
     comparable = True
     if isinstance(ctype, sqltypes.Boolean):
         # An unchecked box is "no", so a NOT NULL boolean is never "missing".
@@ -280,6 +318,9 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
         kw.update(input="date", convert=_iso(datetime.date, "Enter a date (YYYY-MM-DD)."))
     elif isinstance(ctype, sqltypes.Time):
         kw.update(input="time", step="1", convert=_iso(datetime.time, "Enter a time (HH:MM)."))
+    elif kind in ("email", "url") and isinstance(ctype, sqltypes.String):
+        checker = _email(ctype.length) if kind == "email" else _url(ctype.length)
+        kw.update(input=kind, maxlength=ctype.length, convert=checker)
     elif isinstance(ctype, sqltypes.Text) or (
         isinstance(ctype, sqltypes.String) and ctype.length is None
     ):
@@ -297,6 +338,7 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
         writable=not autoincrement_pk,
         primary_key=bool(column.primary_key),
         comparable=comparable,
+        needed=needed,
         **kw,
     )
 
@@ -334,7 +376,7 @@ def validate(
             if raw is None or (isinstance(raw, str) and raw.strip() == "" and field.input != "checkbox"):
                 if field.nullable and not field.primary_key:
                     clean[field.name] = None
-                elif not (creating and not field.required and not field.primary_key):
+                elif not (creating and not field.needed and not field.primary_key):
                     errors[field.name] = "This field is required."
                 continue
             try:
@@ -349,7 +391,7 @@ def validate(
                 errors[field.name] = "Use only letters, digits and . _ ~ - (it is part of the address)."
         elif form and field.input == "checkbox":
             clean[field.name] = False
-        elif creating and (field.required or field.primary_key):
+        elif creating and (field.needed or field.primary_key):
             errors[field.name] = "This field is required."
     if not form:
         for key in values:

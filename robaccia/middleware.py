@@ -11,7 +11,9 @@ has to). Without the setting, :data:`DEFAULT_MIDDLEWARE` applies:
 :class:`AllowedHosts`          400 for a Host the site is not (``ALLOWED_HOSTS``)
 :class:`SecurityHeaders`       X-Frame-Options, X-Content-Type-Options,
                                Referrer-Policy and a Content-Security-Policy on
-                               every response, error pages included
+                               every response, error pages included; with
+                               ``HTTPS`` on, Strict-Transport-Security and a
+                               redirect from ``http://``
 :class:`FlashMessages`         ``Request.flash()`` messages, kept in a signed cookie
 :class:`CSRFProtection`        refuses unsafe requests from other sites and POSTs
                                without this browser's form token
@@ -48,7 +50,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from robaccia.errors import BadRequest, Forbidden, HTTPException, InternalServerError
+from robaccia.errors import BadRequest, Forbidden, HTTPException, InternalServerError, PermanentRedirect
 from robaccia.parsers import FORM, JSON, MULTIPART, media_type
 from robaccia.request import Request
 from robaccia.signing import Signer
@@ -98,6 +100,19 @@ SECURITY_HEADERS = (
 def cookie_flags(secure: bool) -> str:
     """The attributes of every cookie robaccia sets."""
     return "; Path=/; HttpOnly; SameSite=Lax" + ("; Secure" if secure else "")
+
+
+class _CookieFlags:
+    """A cookie's attributes for a request: Secure when the site or the request is HTTPS."""
+
+    def __init__(self, secure: bool) -> None:
+        self.plain = cookie_flags(secure)
+        self.secure = cookie_flags(True)
+
+    def __call__(self, request: Request) -> str:
+        # NOTE: wsgi.url_scheme is https for a TLS request, or one a trusted proxy
+        # says came over TLS (X-Forwarded-Proto, honoured by serve from TRUSTED_PROXY only).
+        return self.secure if request.environ.get("wsgi.url_scheme") == "https" else self.plain
 
 
 def csrf_token(environ: WSGIEnvironment) -> str:
@@ -271,7 +286,7 @@ class CSRFProtection(Step):
     def __init__(self, app: WSGIApplication, secret: str, *, secure_cookies: bool = False) -> None:
         self.app = app
         self.signer = Signer(secret, "csrf")
-        self.flags = cookie_flags(secure_cookies)
+        self.flags = _CookieFlags(secure_cookies)
 
     @classmethod
     def from_project(cls, app: WSGIApplication, project: Project) -> CSRFProtection:
@@ -297,7 +312,7 @@ class CSRFProtection(Step):
             if seed is None:
                 seed = secrets.token_urlsafe(24)
                 value = self.signer.sign(seed)
-                request.add_header("Set-Cookie", f"{self.COOKIE}={value}{self.flags}")
+                request.add_header("Set-Cookie", f"{self.COOKIE}={value}{self.flags(request)}")
             request.__dict__["_csrf_seed"] = seed
         return self.signer.mac("token:" + seed)
 
@@ -357,7 +372,7 @@ class FlashMessages(Step):
     def __init__(self, app: WSGIApplication, secret: str, *, secure_cookies: bool = False) -> None:
         self.app = app
         self.signer = Signer(secret, "flash")
-        self.flags = cookie_flags(secure_cookies)
+        self.flags = _CookieFlags(secure_cookies)
 
     @classmethod
     def from_project(cls, app: WSGIApplication, project: Project) -> FlashMessages:
@@ -383,30 +398,58 @@ class FlashMessages(Step):
         out = request.flash_out
         if out:
             value = "&".join(_cookie_quote(m[: self.MAX_LENGTH]) for m in out[-self.MAX_MESSAGES:])
-            headers.append(("Set-Cookie", f"{self.COOKIE}={self.signer.sign(value)}{self.flags}"))
+            headers.append(("Set-Cookie", f"{self.COOKIE}={self.signer.sign(value)}{self.flags(request)}"))
             request.personal = True
         elif request.__dict__.get("_flash_read"):
-            headers.append(("Set-Cookie", f"{self.COOKIE}=; Max-Age=0{self.flags}"))
+            headers.append(("Set-Cookie", f"{self.COOKIE}=; Max-Age=0{self.flags(request)}"))
 
 
 # --- headers and errors -----------------------------------------------------------------------
 
 
 class SecurityHeaders(Step):
-    """Send the security headers on every response (the app's own are replaced)."""
+    """Send the security headers on every response (the app's own are replaced).
 
-    def __init__(self, app: WSGIApplication, headers: Sequence[tuple[str, str]] = SECURITY_HEADERS) -> None:
+    :param https: the site is reached over HTTPS: a request that arrives over
+        plain HTTP is redirected to ``https://`` (301; 308 for unsafe methods,
+        which keep their method and body), and every response carries
+        ``Strict-Transport-Security`` for ``hsts_seconds`` (0: none).
+    """
+
+    def __init__(self, app: WSGIApplication, headers: Sequence[tuple[str, str]] = SECURITY_HEADERS, *,
+                 https: bool = False, hsts_seconds: int = 63072000,
+                 hsts_subdomains: bool = True) -> None:
         self.app = app
         self.headers = list(headers)
+        self.https = https
+        if https and hsts_seconds > 0:
+            self.headers.append(("Strict-Transport-Security", f"max-age={int(hsts_seconds)}" +
+                                 ("; includeSubDomains" if hsts_subdomains else "")))
         self._names = frozenset(name.lower() for name, _ in self.headers)
+        self.checks_every = https
 
     @classmethod
     def from_project(cls, app: WSGIApplication, project: Project) -> SecurityHeaders:
-        return cls(app)
+        return cls(app, https=project.https, hsts_seconds=int(project.setting("HSTS_SECONDS", 63072000)),
+                   hsts_subdomains=bool(project.setting("HSTS_INCLUDE_SUBDOMAINS", True)))
 
     def defaults(self) -> dict[str, Any]:
         # what Request.always_send sets
         return {"_always": self.headers, "_always_names": self._names}
+
+    def check(self, request: Request) -> None:
+        environ = request.environ
+        if environ.get("wsgi.url_scheme") == "https":
+            return
+        host = request_host(environ)
+        if host is None:
+            raise BadRequest("The Host header is not a host name.")
+        path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), safe="/;=,~!$&'()*+:@%")
+        path = "/" + path.lstrip("/")  # never //host: the redirect stays on this site
+        query = quote(environ.get("QUERY_STRING", ""), safe="/;=,~!$&'()*+:@%?")
+        name = f"[{host.strip('[]')}]" if ":" in host else host
+        raise PermanentRedirect(f"https://{name}{path}" + (f"?{query}" if query else ""),
+                                keep_method=environ.get("REQUEST_METHOD") not in ("GET", "HEAD"))
 
 
 class ErrorPages:

@@ -48,8 +48,16 @@ def _schema(field: Field, column: Any) -> dict[str, Any]:
     elif isinstance(column.type, sqltypes.Float):
         schema = {"type": "number"}
     elif kind == "number":
-        # NOTE: decimals travel as strings, so no digit is lost to a float.
-        schema = {"type": "string", "format": "decimal", "pattern": r"^-?[0-9]{1,20}(\.[0-9]{1,10})?$"}
+        # NOTE: decimals travel as strings, so no digit is lost to a float; the
+        # pattern is the column's precision and scale, as the server checks them.
+        precision, scale = column.type.precision, column.type.scale
+        whole = f"{{1,{precision - (scale or 0)}}}" if precision else "+"
+        point = (f"(\\.[0-9]{{1,{scale}}})?" if scale else "") if precision else r"(\.[0-9]+)?"
+        schema = {"type": "string", "format": "decimal", "pattern": f"^-?[0-9]{whole}{point}$"}
+    elif kind in ("email", "url"):
+        schema = {"type": "string", "format": "email" if kind == "email" else "uri"}
+        if field.maxlength:
+            schema["maxLength"] = field.maxlength
     elif kind == "date":
         schema = {"type": "string", "format": "date"}
     elif kind == "datetime-local":

@@ -15,7 +15,8 @@ enough::
 
 Settings (all optional): ``DEBUG``, ``SECRET_KEY``, ``TEMPLATE_ENGINE``,
 ``MAX_BODY_SIZE``, ``MAX_FIELDS``, ``PAGE_SIZE``, ``MAX_PAGE_SIZE``,
-``SECURE_COOKIES``, ``MIDDLEWARE``, ``SQL_FAST_PATH``.
+``ALLOWED_HOSTS``, ``HTTPS``, ``HSTS_SECONDS``, ``HSTS_INCLUDE_SUBDOMAINS``,
+``TRUSTED_PROXY``, ``SECURE_COOKIES``, ``MIDDLEWARE``, ``SQL_FAST_PATH``.
 
 A view is ``views/<name>.py``; it is imported the first time a request names
 it, and only if that file exists. A name that is not a view is a 404 that
@@ -151,7 +152,9 @@ class Project:
         self.name = self.root.name
         self.settings = settings if settings is not None else self._load_settings()
         self.debug = bool(self.setting("DEBUG", False))
-        self.secure_cookies = bool(self.setting("SECURE_COOKIES", False))
+        #: The site is reached over HTTPS (redirects, HSTS, Secure cookies).
+        self.https = bool(self.setting("HTTPS", False))
+        self.secure_cookies = self.https or bool(self.setting("SECURE_COOKIES", False))
         self.limits = Limits(int(self.setting("MAX_BODY_SIZE", 1024 * 1024)),
                              int(self.setting("MAX_FIELDS", 1000)))
         self.page_size = int(self.setting("PAGE_SIZE", 50))

@@ -59,21 +59,28 @@ class ScaffoldError(RobacciaError):
 @dataclass(frozen=True)
 class _Type:
     sqlalchemy: str  # the type expression written into the model
-    imports: tuple[str, ...]
+    imports: tuple[str, ...]  # names from sqlalchemy
+    robaccia: tuple[str, ...] = ()  # names from robaccia.types
+    info: str = ""  # the column's info type, for fields SQL has no type for
 
 
-#: Field types for ``addmodelview NAME field:type[:option...]``.
+#: Field types for ``addmodelview NAME field:type[:option...]``. Each stores
+#: the same value on SQLite, PostgreSQL and MariaDB (floats are double
+#: precision, datetimes keep their microseconds).
 FIELD_TYPES: dict[str, _Type] = {
     "string": _Type("String({length})", ("String",)),
     "text": _Type("Text", ("Text",)),
     "integer": _Type("Integer", ("Integer",)),
-    "float": _Type("Float", ("Float",)),
-    "decimal": _Type("Numeric(12, 2)", ("Numeric",)),
+    "float": _Type("Double", ("Double",)),
+    "decimal": _Type("Numeric({precision}, {scale})", ("Numeric",)),
     "boolean": _Type("Boolean", ("Boolean",)),
     "date": _Type("Date", ("Date",)),
-    "datetime": _Type("DateTime", ("DateTime",)),
+    "datetime": _Type("DateTime", (), ("DateTime",)),
+    "email": _Type("String(254)", ("String",), info="email"),
+    "url": _Type("String(2048)", ("String",), info="url"),
 }
 OPTIONS = ("required", "unique")
+_DECIMAL = re.compile(r"([1-9][0-9]?)(?:,([0-9][0-9]?))?\Z")
 
 
 @dataclass(frozen=True)
@@ -85,14 +92,19 @@ class FieldSpec:
     required: bool = False
     unique: bool = False
     length: int = 250
+    precision: int = 12
+    scale: int = 2
 
     def column(self) -> str:
-        kind = FIELD_TYPES[self.type].sqlalchemy.format(length=self.length)
+        spec = FIELD_TYPES[self.type]
+        kind = spec.sqlalchemy.format(length=self.length, precision=self.precision, scale=self.scale)
         args = [repr(self.name), kind]
         if self.required:
             args.append("nullable=False")
         if self.unique:
             args.append("unique=True")
+        if spec.info:
+            args.append(f"info={{'type': {spec.info!r}}}")
         return f"    Column({', '.join(args)}),\n"
 
 
@@ -102,7 +114,11 @@ def parse_field(spec: str) -> FieldSpec:
     name = parts[0]
     if len(parts) < 2:
         raise ScaffoldError(f"Field {spec!r} needs a type: write it as name:type, e.g. {name}:string.")
-    if not _NAME.match(name) or keyword.iskeyword(name) or name == "id":
+    if keyword.iskeyword(name) or keyword.issoftkeyword(name):
+        raise ScaffoldError(f"Field name {name!r} is a Python keyword, so code could not name the "
+                            f"column (table.c.{name}): try {name + '_'!r} or a longer name such as "
+                            f"{'employee_' + name!r}.")
+    if not _NAME.match(name) or name == "id":
         raise ScaffoldError(
             f"Field name {name!r} is not valid: use lowercase letters, digits and _ "
             "(starting with a letter), and not 'id', which every table has."
@@ -112,15 +128,24 @@ def parse_field(spec: str) -> FieldSpec:
         raise ScaffoldError(f"Field type {kind!r} is unknown; use one of: {', '.join(FIELD_TYPES)}.")
     options: dict[str, Any] = {}
     for option in parts[2:]:
+        decimal = _DECIMAL.match(option) if kind == "decimal" else None
         if option in OPTIONS:
             options[option] = True
         elif option.isdigit() and kind == "string" and 0 < int(option) <= 65535:
             options["length"] = int(option)
+        elif decimal:
+            # NOTE: decimal:10 is 10 digits, 2 of them after the point; decimal:10,4 says both
+            precision = int(decimal.group(1))
+            scale = int(decimal.group(2)) if decimal.group(2) is not None else min(2, precision - 1)
+            if scale >= precision or precision > 38:
+                raise ScaffoldError(f"Decimal {option!r} of field {name!r} is not possible: give at most "
+                                    "38 digits, with fewer after the point than in all (such as 10,2).")
+            options.update(precision=precision, scale=scale)
         else:
-            raise ScaffoldError(
-                f"Option {option!r} of field {name!r} is unknown; use required, unique"
-                + (" or a length such as 100." if kind == "string" else ".")
-            )
+            extra = {"string": " or a length such as 100.",
+                     "decimal": " or digits and decimal places such as 10,2."}.get(kind, ".")
+            raise ScaffoldError(f"Option {option!r} of field {name!r} is unknown; use required, unique"
+                                + extra)
     return FieldSpec(name, kind, **options)
 
 
@@ -163,6 +188,15 @@ def create_project(name: str, parent: str | os.PathLike[str] = ".", engine: str 
     if not name.isidentifier() or keyword.iskeyword(name) or not name.isascii():
         raise ScaffoldError(f"'{name}' is not a valid project name: use a Python identifier, e.g. my_project.")
     root = Path(parent) / name
+    from robaccia.project import ProjectError, find_root
+
+    try:
+        enclosing = find_root(parent)
+    except ProjectError:
+        enclosing = None
+    if enclosing is not None:
+        raise ScaffoldError(f"This folder is inside the project {enclosing.name} ({enclosing}): create "
+                            "the new project outside it (cd out of it first).")
     # NOTE: before the shadowing check, which would otherwise find the existing
     # folder itself as a namespace package when the current folder is on sys.path.
     if root.exists():
@@ -174,11 +208,31 @@ def create_project(name: str, parent: str | os.PathLike[str] = ".", engine: str 
     values = {"name": name, "engine": engine}
     files = _tree(TEMPLATES / "project", root, values)
     files.update(_tree(TEMPLATES / engine / "project", root / "templates", values))
-    files[root / ".secret_key"] = secrets.token_urlsafe(48) + "\n"
     _write_all(files)
     (root / "logs").mkdir(exist_ok=True)
-    os.chmod(root / ".secret_key", 0o600)
+    write_secret_key(root)
     return root
+
+
+def new_secret_key() -> str:
+    """A fresh secret key: 64 URL-safe random characters."""
+    return secrets.token_urlsafe(48)
+
+
+def write_secret_key(root: Path) -> Path:
+    """Write ``root/.secret_key`` (readable by its owner only), unless it exists.
+
+    :raises ScaffoldError: the file exists (a new key would end every session and form).
+    """
+    path = root / ".secret_key"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise ScaffoldError(f"{path} exists; a new key would void every signed cookie and form. "
+                            "Delete it first if that is what you want.") from None
+    with os.fdopen(fd, "w") as out:
+        out.write(new_secret_key() + "\n")
+    return path
 
 
 def find_project(start: str | os.PathLike[str] = ".") -> Path:
@@ -249,6 +303,43 @@ def add_view(root: str | os.PathLike[str], name: str, kind: str = "html") -> lis
     return _write_all(files)
 
 
+_PAGE_TEMPLATES = {
+    "genshi": '''<!DOCTYPE html>
+<html xmlns="http://www.w3.org/1999/xhtml" xmlns:py="http://genshi.edgewall.org/"
+      xmlns:xi="http://www.w3.org/2001/XInclude" lang="en">
+  <xi:include href="../layout.html" />
+  <head><title>$title</title></head>
+  <body>
+    <h1>$title</h1>
+    <!--! Each key of the dict $handler returns is a variable here: $${total} shows
+          "total". Genshi templates are XML: close every tag (<br/>), write & as &amp;. -->
+    <p>This page is templates/$view/$handler.html.</p>
+  </body>
+</html>
+''',
+    "jinja2": '''{% extends "layout.html" %}
+{% block title %}$title{% endblock %}
+{% block content %}
+<h1>$title</h1>
+{#- Each key of the dict $handler returns is a variable here: {{ total }} shows "total". #}
+<p>This page is templates/$view/$handler.html.</p>
+{% endblock %}
+''',
+}
+
+
+def add_template(root: str | os.PathLike[str], view: str, handler: str) -> list[Path]:
+    """Add a starter template for a handler: ``templates/<view>/<handler>.html``."""
+    root = find_project(root)
+    if not _VIEW.match(view) or not re.fullmatch(r"[a-z][a-z0-9_]*", handler or ""):
+        raise ScaffoldError("Give a view name and a handler name, such as: "
+                            "robaccia-admin addtemplate employees get_report")
+    title = handler.removeprefix("get_").replace("_", " ").capitalize()
+    text = string.Template(_PAGE_TEMPLATES[project_engine(root)]).substitute(
+        title=title, view=view, handler=handler)
+    return _write_all({root / "templates" / view / f"{handler}.html": text})
+
+
 _FORM_HANDLERS = '''
     # GET /{name}/;new_form
     def get_new_form(self, environ, start_response):
@@ -267,11 +358,19 @@ MODEL_PAGES = ("list.html", "retrieve.html", "get_new_form.html", "get_edit_form
 
 
 def add_model_view(
-    root: str | os.PathLike[str], name: str, kind: str = "html", fields: list[str] | None = None
+    root: str | os.PathLike[str], name: str, kind: str = "html", fields: list[str] | None = None,
+    table: str | None = None,
 ) -> list[Path]:
-    """Add a collection with a model; return the files created."""
+    """Add a collection with a model (or over ``table``, the model another view made); return the files."""
     root = find_project(root)
     _check_view(root, name, kind)
+    if table is not None:
+        if fields:
+            raise ScaffoldError(f"A view over the existing table {table!r} takes its columns from "
+                                f"models/{table}.py: give no fields.")
+        if not _NAME.match(table) or not (root / "models" / f"{table}.py").is_file():
+            raise ScaffoldError(f"There is no models/{table}.py: name a table that addmodelview made "
+                                "(or that you wrote there).")
     specs = [parse_field(f) for f in fields or []] or [FieldSpec("description", "string")]
     seen = set()
     for spec in specs:
@@ -279,22 +378,26 @@ def add_model_view(
             raise ScaffoldError(f"Field {spec.name!r} is given twice.")
         seen.add(spec.name)
     imports = {"Column", "Integer", "Table"}
+    robaccia_types: set[str] = set()
     for spec in specs:
         imports.update(FIELD_TYPES[spec.type].imports)
+        robaccia_types.update(FIELD_TYPES[spec.type].robaccia)
     values = {
         "name": name,
+        "model": table or name,
         "type": kind,
         "class_name": _class_name(name),
-        "imports": ", ".join(sorted(imports)),
+        "imports": ", ".join(sorted(imports)) + (
+            f"\n\nfrom robaccia.types import {', '.join(sorted(robaccia_types))}" if robaccia_types else ""),
         "columns": "".join(spec.column() for spec in specs),
         "form_handlers": _FORM_HANDLERS.format(name=name) if kind == "html" else "",
         "ext_arg": ', ext="json"' if kind == "json" else "",
     }
     engine = project_engine(root)
     files: dict[Path, str | bytes] = {
-        root / "views" / f"{name}.py": _render(TEMPLATES / "addmodelview" / "view.py-tpl", values),
-        root / "models" / f"{name}.py": _render(TEMPLATES / "addmodelview" / "model.py-tpl", values),
-    }
+        root / "views" / f"{name}.py": _render(TEMPLATES / "addmodelview" / "view.py-tpl", values)}
+    if table is None:
+        files[root / "models" / f"{name}.py"] = _render(TEMPLATES / "addmodelview" / "model.py-tpl", values)
     if kind == "html":
         for page in MODEL_PAGES:
             files[root / "templates" / name / page] = (TEMPLATES / engine / "addmodelview" / page).read_text()

@@ -34,7 +34,7 @@ from robaccia.util import is_loopback, loggable
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
-__all__ = ["ServerError", "check_port", "is_loopback", "load_app", "run", "serve"]
+__all__ = ["ServerError", "check_port", "is_loopback", "load_app", "run"]
 
 request_log = logging.getLogger("robaccia.request")
 
@@ -194,29 +194,6 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-
-
-def serve(root: Path, host: str = "127.0.0.1", port: int = 8000, workers: int | None = None,
-          threads: int = 1) -> None:
-    """Replace this process with gunicorn serving the project, debug off."""
-    check_port(host, port)
-    workers = workers or (os.cpu_count() or 1) * 2 + 1
-    (root / "logs").mkdir(exist_ok=True)
-    env = dict(os.environ, ROBACCIA_DEBUG="0", ROBACCIA_PROJECT=str(root))
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
-        "--workers", str(workers),
-        "--threads", str(threads),
-        "--chdir", str(root),
-        "--access-logfile", "-",
-        "--error-logfile", "-",
-        "--graceful-timeout", "10",
-        "robaccia.wsgi:application",
-    ]
-    print(f"Serving {root.name} with gunicorn on http://{host}:{port}/ "
-          f"({workers} workers). Press Ctrl-C to stop.", flush=True)
-    os.execvpe(sys.executable, command, env)
 
 
 if __name__ == "__main__":

@@ -244,11 +244,11 @@ def sample_value(column: Any, n: int) -> Any:
         return (datetime.date(2024, 1, 1) + datetime.timedelta(days=n % 3000)).isoformat()
     if isinstance(ctype, sqltypes.Time):
         return datetime.time(9, n % 60).isoformat()
-    info = column.info.get("input")
+    info = column.info.get("type")
     length = getattr(ctype, "length", None) or 40
-    if info == "email" or "email" in column.name:
+    if info == "email":
         text = f"user{n}@example.com"
-    elif info == "url" or column.name.endswith("url"):
+    elif info == "url":
         text = f"https://example.com/{n}"
     else:
         text = f"{column.name.replace('_', ' ')} {n}"

@@ -1,7 +1,7 @@
 """Machinery shared by the security battery (test_security_*.py, test_scaleout.py).
 
 Every test here talks to a scaffolded project served by the real server
-(``robaccia-admin serve``: gunicorn, debug off; or ``run``: the threaded
+(``robaccia-admin serve``: waitress, debug off; or ``run``: the threaded
 development server). What this module gives them:
 
 * :func:`build_project`: support.make_project with the views the battery

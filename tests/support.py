@@ -364,9 +364,11 @@ def admin(*args: str, cwd: Path, env: dict[str, str] | None = None,
 
 
 def project_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
-    """This process's environment for a project's process: debug unset, the database URL set."""
+    """This process's environment for a project's process: debug unset, the database URL and hosts set."""
     env = dict(os.environ)
     env.pop("ROBACCIA_DEBUG", None)
+    # what serve needs to start (the tests reach it by these names)
+    env.setdefault("ROBACCIA_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
     if database_url:
         env["ROBACCIA_DATABASE_URL"] = database_url
     env.update(extra)
@@ -540,7 +542,7 @@ def served(root: Path, command: str = "run", *, database_url: str | None = None,
     """Serve a project; yield the :class:`Server` once it answers its front page.
 
     ``command`` is ``run`` (the development server, ``--no-reload`` unless
-    ``reload``) or ``serve`` (gunicorn, ``--workers``). The output goes to
+    ``reload``) or ``serve`` (waitress, ``--workers``). The output goes to
     ``log`` (default: logs/server-<port>.log in the project): a pipe nobody
     reads fills up after ~64 KiB of access log and then blocks every worker.
     ``signals``: the test will signal the server itself, so it runs in its own

@@ -25,8 +25,8 @@ from robaccia.cli import main
 OUTSIDE = ("Error: This folder is not in a robaccia project (none above it has views/ and "
            "dispatcher.py): cd into one, or make one with robaccia-admin createproject.")
 MISSING_NAME = "Error: Missing required parameter <name>."
-COMMANDS = ["addmodelview", "addview", "check", "commands", "createdb", "createproject", "demo",
-            "help", "run", "runtests", "serve"]
+COMMANDS = ["addmodelview", "addtemplate", "addview", "check", "commands", "createdb",
+            "createproject", "demo", "help", "run", "runtests", "secretkey", "serve"]
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -145,9 +145,9 @@ def _bad_field(name: str) -> str:
 @pytest.mark.parametrize(("fields", "message"), [
     (["name"], "Error: Field 'name' needs a type: write it as name:type, e.g. name:string."),
     (["name:blob"], "Error: Field type 'blob' is unknown; use one of: string, text, integer, "
-                    "float, decimal, boolean, date, datetime."),
+                    "float, decimal, boolean, date, datetime, email, url."),
     (["name:"], "Error: Field type '' is unknown; use one of: string, text, integer, "
-                "float, decimal, boolean, date, datetime."),
+                "float, decimal, boolean, date, datetime, email, url."),
     (["name:string:big"], "Error: Option 'big' of field 'name' is unknown; use required, unique "
                           "or a length such as 100."),
     (["name:string:0"], "Error: Option '0' of field 'name' is unknown; use required, unique "
@@ -156,7 +156,9 @@ def _bad_field(name: str) -> str:
     (["ok:string", "name:string", "name:text"], "Error: Field 'name' is given twice."),
     (["id:integer"], _bad_field("id")),
     (["Name:string"], _bad_field("Name")),
-    (["class:string"], _bad_field("class")),
+    (["class:string"], "Error: Field name 'class' is a Python keyword, so code could not name the "
+                       "column (table.c.class): try 'class_' or a longer name such as "
+                       "'employee_class'."),
     (["2x:string"], _bad_field("2x")),
     ([":string"], _bad_field("")),
 ])
@@ -248,8 +250,11 @@ def test_command_help_documents_the_options() -> None:
     assert "--templates [genshi|jinja2]" in invoke("createproject", "--help").stdout
     assert "--type [html|json]" in invoke("addview", "--help").stdout
     addmodelview = invoke("addmodelview", "--help").stdout
-    assert "Types: string, text, integer, float, decimal, boolean, date, datetime." in addmodelview
-    assert "Options: required, unique, and a length for strings" in addmodelview
+    assert ("Types: string, text, integer, float, decimal, boolean, date, datetime, email, url."
+            in " ".join(addmodelview.split()))
+    assert ("Options: required, unique, a length for strings (name:string:100), digits and "
+            "decimal places for decimals (price:decimal:10,2)." in " ".join(addmodelview.split()))
+    assert "--table MODEL" in addmodelview
     run = invoke("run", "--help").stdout
     for option in ("--host", "--port", "--no-reload"):
         assert option in run
@@ -303,7 +308,7 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path, listening: i
         (["createproject", "myprj"], tmp_path, env, "Error: Directory 'myprj' already exists."),
         (["addmodelview", "wilma", "name:string", "age:number"], root, env,
          "Error: Field type 'number' is unknown; use one of: string, text, integer, float, "
-         "decimal, boolean, date, datetime."),
+         "decimal, boolean, date, datetime, email, url."),
         (["addview", "fred"], root, env, "Error: Will not overwrite already existing file: "
                                          f"'{root.resolve() / 'views/fred.py'}' already exists."),
         (["help", "nope"], root, env,
@@ -311,6 +316,19 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path, listening: i
         (["run", "--port", port], root, env, in_use),
         (["run", "--no-reload", "--port", port], root, env, in_use),
         (["serve", "--port", port], root, env, in_use),
+        # serve checks what would fail later before it binds: the names the site answers to,
+        (["serve", "--port", port], root, dict(env, ROBACCIA_ALLOWED_HOSTS=""),
+         "Error: ALLOWED_HOSTS names no host: set the names this site is reached by, e.g. "
+         "ROBACCIA_ALLOWED_HOSTS=example.com,www.example.com (settings.py reads it)."),
+        # HTTPS without the proxy that says a request came over TLS (a redirect loop),
+        (["serve", "--port", port], root, dict(env, ROBACCIA_HTTPS="1"),
+         "Error: HTTPS is on but TRUSTED_PROXY is not set: serve speaks plain HTTP, so every "
+         "request would be redirected to https:// again. Set ROBACCIA_TRUSTED_PROXY to the "
+         "address of the proxy that terminates TLS."),
+        # and secretkey never overwrites a key.
+        (["secretkey"], root, env,
+         f"Error: {root.resolve() / '.secret_key'} exists; a new key would void every signed "
+         "cookie and form. Delete it first if that is what you want."),
     ]
     results = _run_all([job[:3] for job in jobs])
     for (args, _, _, message), result in zip(jobs, results, strict=True):
@@ -318,6 +336,50 @@ def test_user_errors_are_one_line_without_traceback(tmp_path: Path, listening: i
         assert_one_line_error(result, message)
     assert tree(root) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "myprj"]
+
+
+def test_a_fresh_checkout_without_its_key_is_told_how_to_make_one(tmp_path: Path) -> None:
+    root = scaffold.create_project("myprj", tmp_path)
+    (root / ".secret_key").unlink()  # as in a clone: .gitignore keeps it out
+    env = project_env()
+    env.pop("ROBACCIA_SECRET_KEY", None)
+    refused = admin("serve", "--port", "1", cwd=root, env=env, check=False)
+    assert_one_line_error(refused, (
+        "Error: No SECRET_KEY: the project has no .secret_key file and ROBACCIA_SECRET_KEY is "
+        "not set. Generate one with: robaccia-admin secretkey (a fresh checkout has none: the "
+        "file is not in version control)."))
+    made = admin("secretkey", cwd=root, env=env)
+    assert made.stdout == " created .secret_key (keep it out of version control; .gitignore does)\n"
+    key = (root / ".secret_key").read_text().strip()
+    assert len(key) == 64 and (root / ".secret_key").stat().st_mode & 0o777 == 0o600
+    printed = admin("secretkey", "--print", cwd=root, env=env).stdout.strip()
+    assert len(printed) == 64 and printed != key
+    assert (root / ".secret_key").read_text().strip() == key  # --print writes nothing
+
+
+def test_check_deploy_reports_what_a_deployment_lacks(tmp_path: Path) -> None:
+    root = scaffold.create_project("myprj", tmp_path)
+    env = project_env()
+    for name in ("ROBACCIA_ALLOWED_HOSTS", "ROBACCIA_HTTPS", "ROBACCIA_TRUSTED_PROXY"):
+        env.pop(name, None)
+    bare, short_hsts, dev = _run_all([
+        (["check", "--deploy"], root, env),
+        (["check", "--deploy"], root, dict(env, ROBACCIA_HTTPS="1", ROBACCIA_TRUSTED_PROXY="10.0.0.2",
+                                           ROBACCIA_ALLOWED_HOSTS="example.com")),
+        (["check"], root, env),
+    ])
+    assert [line.split()[0] for line in bare.stdout.splitlines()] == ["R007", "R008", "R010"]
+    assert "no TLS and no per-client connection or rate limits" in bare.stdout
+    assert bare.stderr == "Error: 3 finding(s).\n"
+    assert (short_hsts.returncode, short_hsts.stdout) == (0, "No findings.\n")
+    # without --deploy, what only concerns a deployment is not reported
+    assert (dev.returncode, dev.stdout) == (0, "No findings.\n")
+    settings = root / "settings.py"
+    settings.write_text(settings.read_text().replace("HSTS_SECONDS = 2 * 365 * 24 * 3600",
+                                                     "HSTS_SECONDS = 3600"))
+    weak = admin("check", "--deploy", cwd=root, check=False, env=dict(
+        env, ROBACCIA_HTTPS="1", ROBACCIA_TRUSTED_PROXY="10.0.0.2", ROBACCIA_ALLOWED_HOSTS="example.com"))
+    assert weak.stdout.startswith("R009 HSTS_SECONDS is 3600")
 
 
 def test_createdb_with_an_unusable_database_is_one_line(tmp_path: Path) -> None:
@@ -345,7 +407,8 @@ def test_createdb_with_an_unusable_database_is_one_line(tmp_path: Path) -> None:
 
 def test_check_deploy(tmp_path: Path) -> None:
     root = scaffold.create_project("myprj", tmp_path)
-    env = project_env()
+    env = project_env(ROBACCIA_HTTPS="1", ROBACCIA_TRUSTED_PROXY="127.0.0.1",
+                      ROBACCIA_ALLOWED_HOSTS="example.com")
     env.pop("ROBACCIA_SECRET_KEY", None)
     clean, debug, weak = _run_all([
         (["check", "--deploy"], root, env),

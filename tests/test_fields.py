@@ -222,14 +222,23 @@ def test_required_field_missing_or_blank_on_create() -> None:
     for values in ({}, {"name": ""}, {"name": "   "}):
         _, errors = validate_form(values)
         assert errors == {"name": "This field is required."}
-    _, errors = validate_json({"name": None})
+    _, errors = validate_json({"name": None, "active": True})
     assert errors == {"name": "This field is required."}
 
 
+def test_a_not_null_boolean_without_default_is_required_in_json() -> None:
+    """A form's unchecked box is "no"; a JSON body that leaves the field out says nothing,
+    and the database would refuse the NULL: 422 for the field, not a 409 from the database."""
+    _, errors = validate_json({"name": "Ada"})
+    assert errors == {"active": "This field is required."}
+    clean, errors = validate_form({"name": "Ada"})
+    assert errors == {} and clean["active"] is False
+
+
 def test_fields_with_defaults_may_be_left_out() -> None:
-    clean, errors = validate_json({"name": "Ada"})
+    clean, errors = validate_json({"name": "Ada", "active": True})
     assert errors == {}
-    assert clean == {"name": "Ada"}  # the database fills in status and kind
+    assert clean == {"name": "Ada", "active": True}  # the database fills in status and kind
     clean, errors = validate_form({"name": "Ada", "status": ""})
     assert errors == {}
     assert "status" not in clean
@@ -270,13 +279,13 @@ def test_unknown_keys_ignored_from_forms_refused_from_json() -> None:
     clean, errors = validate_form({"name": "Ada", "bogus": "1", "_csrf": "t"})
     assert errors == {}
     assert "bogus" not in clean and "_csrf" not in clean
-    clean, errors = validate_json({"name": "Ada", "bogus": "1"})
+    clean, errors = validate_json({"name": "Ada", "active": True, "bogus": "1"})
     assert errors == {"bogus": "Unknown field."}
 
 
 def test_autoincrement_primary_key_is_never_written() -> None:
     for creating in (True, False):
-        clean, errors = validate_json({"id": 500, "name": "Ada"}, creating=creating)
+        clean, errors = validate_json({"id": 500, "name": "Ada", "active": True}, creating=creating)
         assert "id" not in clean
         assert errors == {}
 

@@ -1,7 +1,7 @@
 """A generated project at run time: deferred views, the servers, errors, reloading.
 
 The project is made with robaccia-admin (as a subprocess) and served for real
-with ``run`` (the development server) and ``serve`` (gunicorn). The
+with ``run`` (the development server) and ``serve`` (waitress). The
 deferred-collection checks run in a subprocess, to keep this process's
 sys.path and sys.modules clean; they include the original
 ``test_robaccia.py`` tests test_deferred and test_dispatcher.
@@ -209,7 +209,7 @@ def test_serve_serves_the_project_without_debug(project: Path, tmp_path: Path) -
     assert "Unhandled error on GET /boom/: RuntimeError: kaboom" in text
     assert "Traceback (most recent call last):" in text
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
-    assert "(2 workers)" in text.splitlines()[0]
+    assert "(2 workers x 4 threads)" in text.splitlines()[0]
 
 
 def _get(base: str, path: str) -> tuple[int, bytes]:

@@ -67,7 +67,7 @@ EMPLOYEE_COLUMNS = [
     "Column('code', String(6), unique=True),",
     "Column('bio', Text),",
     "Column('office_number', Integer, unique=True),",
-    "Column('rating', Float),",
+    "Column('rating', Double),",
     "Column('salary', Numeric(12, 2), nullable=False),",
     "Column('remote', Boolean),",
     "Column('hired', Date, unique=True),",
@@ -218,8 +218,12 @@ def test_addmodelview_html_writes_view_model_pages_and_test(story: Story) -> Non
 
 def test_addmodelview_model_has_every_field_type_and_option(story: Story) -> None:
     model = (story.root / "models" / "employees.py").read_text()
-    assert ("from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, Numeric, "
+    assert ("from sqlalchemy import Boolean, Column, Date, Double, Integer, Numeric, "
             "String, Table, Text") in model
+    # double precision and microseconds on every database (MariaDB's defaults drop both)
+    assert "from robaccia.types import DateTime" in model
+    # the docstring tells the way to change the table after createdb
+    assert 'robaccia-admin makemigration "what changed"' in model
     columns = [line.strip() for line in model.splitlines() if line.strip().startswith("Column(")]
     assert columns == ['Column("id", Integer, primary_key=True),', *EMPLOYEE_COLUMNS]
 

@@ -1,6 +1,6 @@
 """Many workers, one database: lost updates, a database restart, per-request state.
 
-* Two ``robaccia-admin serve`` instances (gunicorn, 2 workers each) on two
+* Two ``robaccia-admin serve`` instances (waitress, 2 workers each) on two
   ports share one PostgreSQL database. 50 client threads alternate between
   them, each reading a counter and writing it back plus one with If-Match,
   retrying on 412 a bounded number of times: the final value must equal the
@@ -12,7 +12,7 @@
   Retry-After, not a 500 or a hang; afterwards requests succeed without a
   server restart, and every write answered 2xx is in the database.
 * Concurrent creates and updates through threaded servers (the dev server
-  on SQLite, gunicorn gthread on PostgreSQL), a unique nonce in every field:
+  on SQLite, waitress threads on PostgreSQL), a unique nonce in every field:
   every row holds exactly one client's values.
 
 All marked slow. PostgreSQL missing: skipped, or failed with
@@ -179,7 +179,7 @@ def test_no_lost_updates_with_if_match(two_sites: tuple[Site, Site]) -> None:
     record_figure(
         "lost_updates_with_if_match",
         clients=CLIENTS,
-        servers="2 x gunicorn (2 workers) on one PostgreSQL",
+        servers="2 x serve (2 workers) on one PostgreSQL",
         **{k: v for k, v in result.items() if k != "errors"},
         errors=len(result["errors"]),
         summary=f"{CLIENTS} clients x 2 updates over 2 servers: {result['successes']} successful "
@@ -563,7 +563,7 @@ def test_gthread_workers_keep_requests_apart(pg_project: Project) -> None:
     with serving(pg_project, "serve", extra_args=("--threads", "8"), workers=2) as site:
         result = _nonce_race(site, _pg_rows)
     _record_nonces(
-        "per_request_state_gthread_postgresql", "gunicorn 2 workers x 8 threads, PostgreSQL", result
+        "per_request_state_gthread_postgresql", "serve: 2 workers x 8 threads, PostgreSQL", result
     )
     assert not result["problems"], result["problems"][:10]
     assert result["connection_resets"] == 0

@@ -2,7 +2,7 @@
 
 The project sets MAX_BODY_SIZE = 4096 and MAX_FIELDS = 64 in settings.py.
 Everything is sent over raw sockets with timeouts (a hung server fails the
-test instead of hanging it), to gunicorn (``serve``) and to the threaded
+test instead of hanging it), to waitress (``serve``) and to the threaded
 development server (``run``). Memory is the resident size of the server's
 process tree, read from /proc.
 """
@@ -55,7 +55,7 @@ def browser(site: Site) -> Any:
 
 
 def kind(site: Site) -> str:
-    return "dev" if site.debug else "gunicorn"
+    return "dev" if site.debug else "serve"
 
 
 def figure(site: Site, name: str, **values: Any) -> None:
@@ -370,7 +370,7 @@ BAD_LENGTHS = [
 ]
 # NOTE: wsgiref (the dev server) reads an empty or blank Content-Length as "no body"
 # and takes the first of two: the request is then served with an empty or short
-# body. Loopback only and never in production; gunicorn refuses all three.
+# body. Loopback only and never in production; waitress refuses all three.
 DEV_LENIENT = {"''", "' '", "two lengths"}
 
 
@@ -448,10 +448,15 @@ def test_content_length_larger_than_body_does_not_hang(site: Site, browser: Any)
                 break
             answer += chunk
         after_close = time.monotonic() - start
-    assert answer.startswith(b"HTTP/1.") and answer.split(b" ")[1] == b"400", answer[:200]
+    # NOTE: waitress (serve) closes a connection whose client stopped sending
+    # mid-request without an answer; the development server answers 400.
+    if site.debug:
+        assert answer.startswith(b"HTTP/1.") and answer.split(b" ")[1] == b"400", answer[:200]
+    else:
+        assert answer == b"" and after_close < 2, answer[:200]
     # And a client that sends less and closes at once.
     result = raw_exchange(site, head + b'{"count":', timeout=10, shutdown=True)
-    assert result.status == 400 and not result.timed_out
+    assert result.status == (400 if site.debug else None) and not result.timed_out
     figure(
         site,
         "short_body",
@@ -477,16 +482,18 @@ def test_chunked_bodies(site: Site, browser: Any) -> None:
     json_head = {"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
     outcomes = {}
     dev = site.debug
-    # The dev server cannot decode chunks: 411. gunicorn decodes them.
+    # The dev server cannot decode chunks: 411. waitress (serve) decodes them, and
+    # closes without an answer a body that ends before its last chunk (None).
     ok = 411 if dev else 201
+    cut = {411} if dev else {None}
     marker = 10**8 + uuid.uuid4().int % 10**6
     cases = [
         ("small", chunked(json.dumps({"count": marker}).encode()), {ok}),
         ("over the limit", chunked(json_of_size(MAX_BODY + 1, 1)), {411 if dev else 413}),
         ("far over the limit", chunked(b" " * (MAX_BODY * 50)), {411 if dev else 413}),
         ("bad chunk size", b"zz\r\n{}\r\n0\r\n\r\n", {400, 411}),
-        ("no last chunk", b"2\r\n{}\r\n", {400, 411}),
-        ("chunk size overflow", b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", {400, 411, 413}),
+        ("no last chunk", b"2\r\n{}\r\n", {400} | cut),
+        ("chunk size overflow", b"ffffffffffffffffffff\r\n{}\r\n0\r\n\r\n", {400, 413} | cut),
         ("chunk extension", b"2;ext=1\r\n{}\r\n0\r\n\r\n", {411} if dev else {201, 400}),
     ]
     wrong = []

@@ -1,7 +1,7 @@
 """Security battery, forms: mass assignment, the _method override, CSRF.
 
 Each test talks to a scaffolded project served by ``robaccia-admin serve``
-(gunicorn, debug off, SQLite) and checks the database itself after every
+(serve: waitress, debug off, SQLite) and checks the database itself after every
 request, so "accepted" means "the data changed", not just a status code.
 Figures go to tests/output/figures.json.
 """

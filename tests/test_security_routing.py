@@ -1,12 +1,12 @@
 """Security battery, routing: view/id/noun fuzzing, module imports, static traversal, ids.
 
 * Hostile view names, nouns and method tokens get 404 or 405 (400 only from
-  gunicorn itself, for tokens it refuses before the app runs), and import
+  the server itself, for tokens it refuses before the app runs), and import
   nothing: checked in-process by comparing sys.modules, and over HTTP with a
   helper module in views/ whose import leaves a marker file.
 * A static traversal corpus (encoded dots, backslashes, NUL, overlong UTF-8,
   a sibling static2/ folder, symlinks out of static/) serves nothing from
-  outside static/, on gunicorn and on the development server.
+  outside static/, on serve and on the development server.
 * Ids of every wrong shape, against integer and string primary keys, on
   SQLite and PostgreSQL: 404, never 5xx.
 """
@@ -60,8 +60,8 @@ def dev_site(project: Any) -> Any:
         yield served_site
 
 
-def from_gunicorn(headers: list[tuple[str, str]]) -> bool:
-    """Tell whether a response came from gunicorn itself (the app adds these headers)."""
+def from_server(headers: list[tuple[str, str]]) -> bool:
+    """Tell whether a response came from the server itself (waitress) (the app adds these headers)."""
     return not any(name.lower() == "x-frame-options" for name, _ in headers)
 
 
@@ -200,7 +200,7 @@ METHODS = [
     "CONNECT",
     "A{B",
 ]
-# Tokens no resource here handles (gunicorn refuses the malformed ones itself).
+# Tokens no resource here handles (the server refuses the malformed ones itself).
 ODD_METHODS = [
     "PATCH",
     "FOO",
@@ -222,7 +222,7 @@ ODD_METHODS = [
 def _fuzz_status_ok(result: Any) -> bool:
     if result.status in (404, 405):
         return True
-    return result.status in (400, 414) and from_gunicorn(result.headers)
+    return result.status in (400, 414) and from_server(result.headers)
 
 
 def test_view_noun_and_method_fuzzing(site: Site) -> None:
@@ -320,7 +320,7 @@ def test_overlong_view_name_is_404(site: Site) -> None:
             )
             if not (
                 result.status == 404
-                or (result.status in (400, 414) and from_gunicorn(result.headers))
+                or (result.status in (400, 414) and from_server(result.headers))
             ):
                 wrong.append((len(view), result.status))
     record_figure(
@@ -688,7 +688,7 @@ def _fuzz_ids(site: Site) -> tuple[int, list[str]]:
                 sent += 1
                 expected = {404} if method != "PATCH" else {404, 405}
                 if result.status not in expected and not (
-                    result.status in (400, 414) and from_gunicorn(result.headers)
+                    result.status in (400, 414) and from_server(result.headers)
                 ):
                     wrong.append(f"{method} {role} {id[:40]!r}: {result.status}")
             # The same values as page cursors of the list: 200 or 400, never 5xx.
@@ -698,7 +698,7 @@ def _fuzz_ids(site: Site) -> tuple[int, list[str]]:
                 result = raw_exchange(site, request_bytes(site, "GET", path), timeout=20)
                 sent += 1
                 if result.status not in (200, 400) and not (
-                    result.status in (400, 414) and from_gunicorn(result.headers)
+                    result.status in (400, 414) and from_server(result.headers)
                 ):
                     wrong.append(f"GET {role} ?{param}={id[:40]!r}: {result.status}")
     return sent, wrong
@@ -736,7 +736,7 @@ def test_generated_ids_sqlite(site: Site, id: str) -> None:
         path = f"/{site.view(role)}/{quote(id.encode('utf-8', 'surrogatepass'), safe='-._~')}"
         result = raw_exchange(site, request_bytes(site, "GET", path), timeout=20)
         assert result.status == 404 or (
-            result.status in (400, 414) and from_gunicorn(result.headers)
+            result.status in (400, 414) and from_server(result.headers)
         ), (role, id, result.status)
 
 
