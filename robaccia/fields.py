@@ -16,11 +16,14 @@ required) and a converter from request values to column values::
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import decimal
 import enum
 import math
 import re
+import sys
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +36,8 @@ __all__ = ["Field", "Invalid", "describe", "validate"]
 _INT = re.compile(r"[+-]?[0-9]+\Z")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ADDRESSABLE = re.compile(r"[A-Za-z0-9._~-]+\Z")
+#: A key given by the client: what the URL template's {id} matches.
+KEY = r"^[A-Za-z0-9._~-]+$"
 _INT_RANGES = {
     sqltypes.SmallInteger: 2**15,
     sqltypes.BigInteger: 2**63,
@@ -84,6 +89,12 @@ class Field:
     #: ``required`` (what a form marks), true for a NOT NULL checkbox too:
     #: a form sends it unchecked, a JSON body must name it.
     needed: bool = False
+    #: The JSON Schema of a value (null aside): what a JSON body must send, as
+    #: ``/openapi.json`` publishes it and :func:`validate` checks it.
+    schema: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    #: What a JSON string must match beyond the published schema (formats), and the message.
+    strict: re.Pattern[str] | None = dataclasses.field(default=None, hash=False, compare=False)
+    mismatch: str = "Enter a valid value."
 
     @property
     def long(self) -> bool:
@@ -176,11 +187,13 @@ def _float(value: Any) -> float:
 
 
 def _numeric(precision: int | None, scale: int | None) -> Converter:
+    shape = re.compile(decimal_pattern(precision, scale))
+
     def convert(value: Any) -> decimal.Decimal:
         if isinstance(value, bool):
             raise Invalid("Enter a number.")
         text = repr(value) if isinstance(value, float) else _text(value).strip()
-        if len(text) > 100:
+        if len(text) > 201:
             raise Invalid("Enter a shorter number.")
         try:
             number = decimal.Decimal(text)
@@ -188,6 +201,8 @@ def _numeric(precision: int | None, scale: int | None) -> Converter:
             raise Invalid("Enter a number.") from None
         if not number.is_finite():
             raise Invalid("Enter a finite number.")
+        if isinstance(value, str) and shape.search(text):
+            return number
         if scale is not None:
             _, digits, exponent = number.as_tuple()
             if isinstance(exponent, int) and -exponent > scale:
@@ -211,37 +226,56 @@ def _string(length: int | None) -> Converter:
     return convert
 
 
-_EMAIL = re.compile(r"[^@\s<>()\[\],;:\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+\Z")
+# NOTE: each of these patterns is published in /openapi.json as it is written
+# here, and a JSON body is checked with it (re.search), so a client that
+# validates against the document and the server never disagree. Character
+# classes leave out NUL and lone surrogates, which no database column stores.
+_CHAR = r"[^\x00\ud800-\udfff]"
+_VISIBLE = r"[^\s\x00\ud800-\udfff]"
+#: Any text (a nullable column: blank means null).
+ANY_TEXT = f"^{_CHAR}*$"
+#: Text with something besides white space (a column that cannot be null).
+SOME_TEXT = f"^{_CHAR}*{_VISIBLE}{_CHAR}*$"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+#: local@domain.tld, as the HTML email input accepts it.
+EMAIL = rf'^[^@\s<>()\[\],;:\\"\x00\ud800-\udfff]+@{_LABEL}(?:\.{_LABEL})+$'
+#: An absolute http or https address with a host.
+URL = r"^https?://[^\s/?#@\x00\ud800-\udfff]+(?:[/?#][^\s\x00\ud800-\udfff]*)?$"
+#: A time of day, to the microsecond (every string it matches is a valid time).
+TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?$"
+# RFC 3339, as JSON Schema's "date" and "date-time" formats are (an offset is required).
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+                        r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
 
 
-def _email(length: int | None) -> Converter:
-    """An address as the HTML email input accepts one: local@domain.tld (at most 254 characters)."""
+def decimal_pattern(precision: int | None, scale: int | None) -> str:
+    r"""The pattern of a decimal's text: digits before and after the point, as the column holds them.
+
+        >>> decimal_pattern(12, 2)
+        '^-?[0-9]{1,10}(?:\\.[0-9]{1,2})?$'
+    """
+    if not precision:
+        return r"^-?[0-9]{1,100}(?:\.[0-9]{1,100})?$"
+    whole = f"[0-9]{{1,{max(precision - (scale or 0), 1)}}}"
+    return f"^-?{whole}" + (f"(?:\\.[0-9]{{1,{scale}}})?" if scale else "") + "$"
+
+
+def _matching(pattern: str, message: str, length: int | None) -> Converter:
+    """Text that matches ``pattern`` once stripped (forms), at most ``length`` characters."""
+    compiled = re.compile(pattern)
+
     def convert(value: Any) -> str:
         text = _text(value).strip()
-        if len(text) > min(length or 254, 254) or not _EMAIL.match(text):
-            raise Invalid("Enter an email address, such as ada@example.com.")
+        if (length is not None and len(text) > length) or not compiled.search(text):
+            raise Invalid(message)
         return text
 
     return convert
 
 
-def _url(length: int | None) -> Converter:
-    """An absolute http(s) URL with a host."""
-    from urllib.parse import urlsplit
-
-    def convert(value: Any) -> str:
-        text = _text(value).strip()
-        try:
-            parts = urlsplit(text)
-        except ValueError:
-            parts = None
-        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-                or any(c.isspace() for c in text) or (length is not None and len(text) > length)):
-            raise Invalid("Enter a web address that starts with http:// or https://.")
-        return text
-
-    return convert
+_EMAIL_MESSAGE = "Enter an email address, such as ada@example.com."
+_URL_MESSAGE = "Enter a web address that starts with http:// or https://."
 
 
 def _boolean(value: Any) -> bool:
@@ -259,7 +293,7 @@ def _iso(kind: type, message: str) -> Converter:
     def convert(value: Any) -> Any:
         if isinstance(value, kind) and not (kind is datetime.date and isinstance(value, datetime.datetime)):
             return value
-        text = _text(value).strip()
+        text = _text(value).strip().upper()  # NOTE: RFC 3339 allows t and z
         if len(text) > 40:
             raise Invalid(message)
         try:
@@ -295,41 +329,68 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
     kw: dict[str, Any] = {}
     kind = column.info.get("type")
     comparable = True
+    text_pattern = ANY_TEXT if column.nullable else SOME_TEXT
     if isinstance(ctype, sqltypes.Boolean):
-        # An unchecked box is "no", so a NOT NULL boolean is never "missing".
+        # An unchecked box is "no", so a NOT NULL boolean is never "missing" from a form.
         required = False
-        kw.update(input="checkbox", convert=_boolean)
+        kw.update(input="checkbox", convert=_boolean, schema={"type": "boolean"})
     elif isinstance(ctype, sqltypes.Enum):
         choices = tuple(ctype.enums)
-        kw.update(input="select", choices=choices, convert=_choice(choices, ctype.enum_class))
+        kw.update(input="select", choices=choices, convert=_choice(choices, ctype.enum_class),
+                  schema={"type": "string", "enum": list(choices)})
     elif isinstance(ctype, sqltypes.Integer):
         bound = next(b for t, b in _INT_RANGES.items() if isinstance(ctype, t))
-        kw.update(input="number", step="1", convert=_integer(bound))
+        kw.update(input="number", step="1", convert=_integer(bound),
+                  schema={"type": "integer", "minimum": -bound, "maximum": bound - 1})
     elif isinstance(ctype, sqltypes.Float):
         comparable = False  # NOTE: single-precision columns do not round-trip
-        kw.update(input="number", step="any", convert=_float)
+        kw.update(input="number", step="any", convert=_float,
+                  schema={"type": "number", "minimum": -sys.float_info.max, "maximum": sys.float_info.max})
     elif isinstance(ctype, sqltypes.Numeric):
         scale = ctype.scale
         step = "1" if scale == 0 else ("0." + "0" * (scale - 1) + "1" if scale else "any")
-        kw.update(input="number", step=step, convert=_numeric(ctype.precision, scale))
+        # NOTE: decimals travel as strings, so that no digit is lost to a float.
+        kw.update(input="number", step=step, convert=_numeric(ctype.precision, scale),
+                  schema={"type": "string", "format": "decimal",
+                          "pattern": decimal_pattern(ctype.precision, scale)},
+                  mismatch=_decimal_message(ctype.precision, scale))
     elif isinstance(ctype, sqltypes.DateTime):
-        kw.update(input="datetime-local", step="1", convert=_iso(datetime.datetime, "Enter a date and time."))
+        kw.update(input="datetime-local", step="1", convert=_iso(datetime.datetime, "Enter a date and time."),
+                  schema={"type": "string", "format": "date-time"}, strict=_DATE_TIME,
+                  mismatch="Enter a date and time with its offset, such as 2026-11-30T09:30:00Z.")
     elif isinstance(ctype, sqltypes.Date):
-        kw.update(input="date", convert=_iso(datetime.date, "Enter a date (YYYY-MM-DD)."))
+        kw.update(input="date", convert=_iso(datetime.date, "Enter a date (YYYY-MM-DD)."),
+                  schema={"type": "string", "format": "date"}, strict=_DATE,
+                  mismatch="Enter a date (YYYY-MM-DD).")
     elif isinstance(ctype, sqltypes.Time):
-        kw.update(input="time", step="1", convert=_iso(datetime.time, "Enter a time (HH:MM)."))
+        kw.update(input="time", step="1", convert=_matching(TIME, "Enter a time (HH:MM).", None),
+                  schema={"type": "string", "pattern": TIME}, mismatch="Enter a time (HH:MM).")
+        kw["convert"] = _then(kw["convert"], datetime.time.fromisoformat)
     elif kind in ("email", "url") and isinstance(ctype, sqltypes.String):
-        checker = _email(ctype.length) if kind == "email" else _url(ctype.length)
-        kw.update(input=kind, maxlength=ctype.length, convert=checker)
+        pattern, message = (EMAIL, _EMAIL_MESSAGE) if kind == "email" else (URL, _URL_MESSAGE)
+        length = min(ctype.length or 254, 254) if kind == "email" else ctype.length
+        schema: dict[str, Any] = {"type": "string", "pattern": pattern}
+        if length:
+            schema["maxLength"] = length
+        kw.update(input=kind, maxlength=ctype.length, convert=_matching(pattern, message, length),
+                  schema=schema, mismatch=message)
     elif isinstance(ctype, sqltypes.Text) or (
         isinstance(ctype, sqltypes.String) and ctype.length is None
     ):
-        kw.update(input="textarea", convert=_string(getattr(ctype, "length", None)))
+        kw.update(input="textarea", convert=_string(getattr(ctype, "length", None)),
+                  schema={"type": "string", "pattern": text_pattern})
     elif isinstance(ctype, sqltypes.String):
-        kw.update(input="text", maxlength=ctype.length, convert=_string(ctype.length))
+        kw.update(input="text", maxlength=ctype.length, convert=_string(ctype.length),
+                  schema={"type": "string", "pattern": text_pattern, "maxLength": ctype.length})
     else:
         comparable = False
-        kw.update(input="text", convert=_text)
+        kw.update(input="text", convert=_text, schema={"type": "string", "pattern": text_pattern})
+    if column.primary_key and not autoincrement_pk and kw["schema"].get("type") == "string" \
+            and "enum" not in kw["schema"]:
+        kw["schema"] = dict(kw["schema"], pattern=KEY)
+        kw["mismatch"] = "Use only letters, digits and . _ ~ - (it is part of the address)."
+    if "pattern" in kw["schema"] and kw.get("strict") is None:
+        kw["strict"] = re.compile(kw["schema"]["pattern"])
     return Field(
         name=column.name,
         label=str(label),
@@ -343,10 +404,66 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
     )
 
 
+def _decimal_message(precision: int | None, scale: int | None) -> str:
+    if not precision:
+        return 'Enter a number as a string, such as "12.50".'
+    whole = max(precision - (scale or 0), 1)
+    places = f" and at most {scale} after the point" if scale else ""
+    return f'Enter a number as a string, such as "12.50", with at most {whole} digits before{places}.'
+
+
+def _then(first: Converter, second: Callable[[Any], Any]) -> Converter:
+    def convert(value: Any) -> Any:
+        if isinstance(value, datetime.time):
+            return value
+        try:
+            return second(first(value))
+        except ValueError as exc:
+            if isinstance(exc, Invalid):
+                raise
+            raise Invalid("Enter a time (HH:MM).") from None
+
+    return convert
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int, float),
+                                           "number": (int, float), "boolean": (bool,)}
+_JSON_MESSAGES = {"string": "Send this value as a JSON string.", "integer": "Send a whole number.",
+                  "number": "Send a number.", "boolean": "Send true or false."}
+
+
+def json_value(field: Field, value: Any) -> Any:
+    """Convert a value from a JSON body: its JSON type must be the schema's, strings must match.
+
+    Forms are lenient (every form value is text); JSON is not: ``{"count": "5"}``
+    and ``{"name": 0}`` are refused, as the published schema says.
+    """
+    kind = field.schema.get("type")
+    if kind is not None:
+        if isinstance(value, bool) is not (kind == "boolean") or not isinstance(value, _JSON_TYPES[kind]) \
+                or (kind == "integer" and isinstance(value, float) and not value.is_integer()):
+            raise Invalid(_JSON_MESSAGES[kind])
+        if field.strict is not None and isinstance(value, str) and not field.strict.search(value):
+            if not value.strip() and not field.nullable:
+                raise Invalid("This field is required.")
+            field.convert(value)  # its message says what is wrong, when it has one
+            raise Invalid(field.mismatch)
+    return field.convert(value)
+
+
 def describe(table: Table) -> list[Field]:
-    """Return the fields of a table, in column order."""
-    auto = table.autoincrement_column
-    return [_column_field(col, col is auto) for col in table.columns]
+    """Return the fields of a table, in column order (described once per table and column set)."""
+    shape = tuple(map(id, table.columns))
+    known = _described.get(table)
+    if known is None or known[0] != shape:
+        auto = table.autoincrement_column
+        known = _described[table] = (shape, tuple(_column_field(col, col is auto) for col in table.columns))
+    return list(known[1])
+
+
+# PERF: paging decodes a cursor with the fields of its table on every request.
+_described: weakref.WeakKeyDictionary[Table, tuple[tuple[int, ...], tuple[Field, ...]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def validate(
@@ -360,7 +477,9 @@ def validate(
 
     Only writable columns are written; a primary key only on create. Form
     bodies ignore unknown keys and read a missing checkbox as unchecked; JSON
-    bodies reject unknown keys. Blank values clear nullable columns.
+    bodies reject unknown keys, values of another JSON type than the field's
+    schema and the fields the server sets (an automatic key; a key on update).
+    Blank values clear nullable columns.
 
     :returns: the clean values and the errors, by field name.
     """
@@ -370,17 +489,21 @@ def validate(
     for field in fields:
         known.add(field.name)
         if not field.writable or (field.primary_key and not creating):
+            if not form and field.name in values:
+                errors[field.name] = ("The server sets this field: leave it out." if not field.writable
+                                      else "The key is part of the address and cannot change: leave it out.")
             continue
         if field.name in values:
             raw = values[field.name]
-            if raw is None or (isinstance(raw, str) and raw.strip() == "" and field.input != "checkbox"):
+            if raw is None or (isinstance(raw, str) and raw.strip() == "" and (
+                    field.input != "checkbox" if form else field.strict is not None and field.strict.search(raw))):
                 if field.nullable and not field.primary_key:
                     clean[field.name] = None
-                elif not (creating and not field.needed and not field.primary_key):
+                elif not form or not (creating and not field.needed and not field.primary_key):
                     errors[field.name] = "This field is required."
                 continue
             try:
-                clean[field.name] = field.convert(raw)
+                clean[field.name] = field.convert(raw) if form else json_value(field, raw)
             except Invalid as exc:
                 errors[field.name] = str(exc)
                 continue

@@ -343,10 +343,11 @@ class CSRFProtection(Step):
 
 
 def _from_a_browser(environ: WSGIEnvironment) -> bool:
-    """Tell a browser's request (a page's form) from an API client's."""
-    if environ.get("HTTP_SEC_FETCH_MODE") or environ.get("HTTP_COOKIE"):
+    """Tell a browser's request (a page's form) from an API client's, to word the refusal."""
+    if environ.get("HTTP_SEC_FETCH_MODE"):  # every current browser sends it
         return True
-    return media_type(environ) in (FORM, MULTIPART) and "text/html" in environ.get("HTTP_ACCEPT", "")
+    return "text/html" in environ.get("HTTP_ACCEPT", "") and (
+        bool(environ.get("HTTP_COOKIE")) or media_type(environ) in (FORM, MULTIPART))
 
 
 # --- flash messages ---------------------------------------------------------------------------

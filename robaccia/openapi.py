@@ -12,8 +12,8 @@ problem+json errors::
     >>> class People(DefaultModelCollection):
     ...     def list(self, environ, start_response): pass
     >>> doc = document('demo', {'people': People('json', render, None, t)})
-    >>> sorted(doc['paths']), doc['components']['schemas']['people']['properties']['name']
-    (['/people/'], {'type': 'string', 'maxLength': 20})
+    >>> sorted(doc['paths']), doc['components']['schemas']['people']['properties']['name']['maxLength']
+    (['/people/'], 20)
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import types as sqltypes
-
 from robaccia.defaultmodelcollection import DefaultModelCollection
-from robaccia.fields import _INT_RANGES, Field
+from robaccia.fields import Field
 
 __all__ = ["document"]
 
@@ -35,51 +33,24 @@ def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/problem+json": {"schema": _PROBLEM}}}
 
 
-def _schema(field: Field, column: Any) -> dict[str, Any]:
-    kind = field.input
-    schema: dict[str, Any]
-    if kind == "checkbox":
-        schema = {"type": "boolean"}
-    elif kind == "select":
-        schema = {"type": "string", "enum": list(field.choices)}
-    elif isinstance(column.type, sqltypes.Integer):
-        bound = next(b for t, b in _INT_RANGES.items() if isinstance(column.type, t))
-        schema = {"type": "integer", "minimum": -bound, "maximum": bound - 1}
-    elif isinstance(column.type, sqltypes.Float):
-        schema = {"type": "number"}
-    elif kind == "number":
-        # NOTE: decimals travel as strings, so no digit is lost to a float; the
-        # pattern is the column's precision and scale, as the server checks them.
-        precision, scale = column.type.precision, column.type.scale
-        whole = f"{{1,{precision - (scale or 0)}}}" if precision else "+"
-        point = (f"(\\.[0-9]{{1,{scale}}})?" if scale else "") if precision else r"(\.[0-9]+)?"
-        schema = {"type": "string", "format": "decimal", "pattern": f"^-?[0-9]{whole}{point}$"}
-    elif kind in ("email", "url"):
-        schema = {"type": "string", "format": "email" if kind == "email" else "uri"}
-        if field.maxlength:
-            schema["maxLength"] = field.maxlength
-    elif kind == "date":
-        schema = {"type": "string", "format": "date"}
-    elif kind == "datetime-local":
-        schema = {"type": "string", "format": "date-time"}
-    elif kind == "time":
-        schema = {"type": "string", "format": "time"}
-    else:
-        schema = {"type": "string"}
-        if field.maxlength:
-            schema["maxLength"] = field.maxlength
+def _schema(field: Field) -> dict[str, Any]:
+    """A field's JSON Schema: the one the server checks JSON bodies with (robaccia.fields)."""
+    schema = dict(field.schema)
     if field.nullable and not field.primary_key:
         schema["type"] = [schema["type"], "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    if not field.writable:
+        schema["readOnly"] = True
     return schema
 
 
 def _collection(name: str, app: DefaultModelCollection,
                 max_page_size: int) -> tuple[dict[str, Any], dict[str, Any]]:
     row_ref = {"$ref": f"#/components/schemas/{name}"}
-    props = {f.name: _schema(f, app.columns[f.name]) for f in app.fields}
-    writable = {k: v for k, v in props.items()
-                if next(f for f in app.fields if f.name == k).writable}
-    required = [f.name for f in app.fields if f.required and f.writable]
+    props = {f.name: _schema(f) for f in app.fields}
+    writable = {f.name: props[f.name] for f in app.fields if f.writable}
+    required = [f.name for f in app.fields if (f.needed or f.primary_key) and f.writable]
     schemas = {
         name: {"type": "object", "properties": props, "required": [f.name for f in app.fields]},
         f"{name}_create": {"type": "object", "properties": writable, "required": required,
@@ -91,7 +62,11 @@ def _collection(name: str, app: DefaultModelCollection,
     etag = {"ETag": {"schema": {"type": "string"}, "description": "The row's version."}}
     sortable = [c for f in app.fields for c in (f.name, "-" + f.name)]
     json_body = {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}_create"}}}
-    unsafe = {"403": _problem("Refused: send Content-Type application/json from this site."),
+    unsafe = {"403": _problem(
+        "Refused as a possible cross-site request: one from another site's page (Origin, "
+        "Sec-Fetch-Site), or one that sends cookies with a body that is not application/json "
+        "and without the form token (X-CSRF-Token). A request without cookies, or with a JSON "
+        "body, needs no token."),
               "413": _problem("Body too large."), "415": _problem("Not JSON."),
               "400": _problem("Malformed body.")}
     handled = {h: app.serves(h) for h in ("list", "create", "retrieve", "update", "delete")}

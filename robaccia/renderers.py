@@ -57,7 +57,13 @@ class TemplateConfigError(RobacciaError, ValueError):
 
 
 def json_default(value: Any) -> Any:
-    """Serialise the column values JSON has no type for."""
+    """Serialise the column values JSON has no type for.
+
+    A date and time without a zone is UTC (what a JSON body's offset is
+    converted to), and says so: ``2026-11-30T09:30:00Z`` (RFC 3339).
+    """
+    if isinstance(value, datetime.datetime) and value.tzinfo is None:
+        return value.isoformat() + "Z"
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, (decimal.Decimal, uuid.UUID)):

@@ -239,7 +239,8 @@ def sample_value(column: Any, n: int) -> Any:
         whole = n % (10 ** digits) if digits > 0 else 0
         return f"{whole}.{'5'.ljust(scale, '0')}" if scale else str(whole)
     if isinstance(ctype, sqltypes.DateTime):
-        return (datetime.datetime(2024, 1, 1, 9, 30) + datetime.timedelta(minutes=n)).isoformat()
+        # RFC 3339 with its offset, as JSON bodies need; forms take it too
+        return (datetime.datetime(2024, 1, 1, 9, 30) + datetime.timedelta(minutes=n)).isoformat() + "Z"
     if isinstance(ctype, sqltypes.Date):
         return (datetime.date(2024, 1, 1) + datetime.timedelta(days=n % 3000)).isoformat()
     if isinstance(ctype, sqltypes.Time):

@@ -258,7 +258,7 @@ def test_blank_clears_a_nullable_column() -> None:
 
 
 def test_missing_fields_are_left_alone_on_update() -> None:
-    clean, errors = validate_json({"count": "3"}, creating=False)
+    clean, errors = validate_json({"count": 3}, creating=False)
     assert clean == {"count": 3}
     assert errors == {}
 
@@ -284,10 +284,69 @@ def test_unknown_keys_ignored_from_forms_refused_from_json() -> None:
 
 
 def test_autoincrement_primary_key_is_never_written() -> None:
+    """A form's stray id is ignored; a JSON body that sets it is told (the schema forbids it)."""
     for creating in (True, False):
+        clean, errors = validate_form({"id": "500", "name": "Ada"}, creating=creating)
+        assert "id" not in clean and errors == {}
         clean, errors = validate_json({"id": 500, "name": "Ada", "active": True}, creating=creating)
         assert "id" not in clean
-        assert errors == {}
+        assert errors == {"id": "The server sets this field: leave it out."}
+
+
+# --- JSON says exactly what the published schema says -------------------------------------------
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("name", 0, "Send this value as a JSON string."),
+    ("name", -2.5995e16, "Send this value as a JSON string."),
+    ("name", True, "Send this value as a JSON string."),
+    ("count", "5", "Send a whole number."),
+    ("count", 1.5, "Send a whole number."),
+    ("count", True, "Send a whole number."),
+    ("ratio", "1.5", "Send a number."),
+    ("price", 1.5, "Send this value as a JSON string."),
+    ("price", "1e3", 'Enter a number as a string, such as "12.50", with at most 4 digits before '
+                     "and at most 2 after the point."),
+    ("price", "1.234", "Use at most 2 decimal places."),
+    ("price", " 1.5", 'Enter a number as a string, such as "12.50", with at most 4 digits before '
+                      "and at most 2 after the point."),
+    ("active", "true", "Send true or false."),
+    ("active", 1, "Send true or false."),
+    ("born", "20210228", "Enter a date (YYYY-MM-DD)."),
+    ("born", "2021-02-30", "Enter a date (YYYY-MM-DD)."),
+    ("seen", "2021-02-03T04:05:06", "Enter a date and time with its offset, such as "
+                                    "2026-11-30T09:30:00Z."),
+    ("name", "   ", "This field is required."),
+    ("name", "a\x00b", "Remove the NUL character."),
+    ("size", "", "Choose one of: S, M, L."),
+])
+def test_json_values_of_another_type_or_shape_are_refused(field: str, value: Any, message: str) -> None:
+    _, errors = validate_json({"name": "Ada", "active": True, field: value})
+    assert errors == {field: message}
+    # a form is text, and lenient where the JSON type was the problem
+    if isinstance(value, str) and field in ("count", "ratio", "active"):
+        assert field not in validate_form({"name": "Ada", field: value})[1]
+
+
+def test_json_values_the_schema_allows_are_stored() -> None:
+    clean, errors = validate_json({"name": "Ada", "active": False, "count": 5.0, "ratio": 7,
+                                   "price": "-12.50", "born": "2021-02-28",
+                                   "seen": "2021-02-03t04:05:06.5+01:00", "bio": "", "note": None})
+    assert errors == {}
+    assert clean["count"] == 5 and clean["ratio"] == 7.0 and str(clean["price"]) == "-12.50"
+    assert clean["seen"].isoformat() == "2021-02-03T03:05:06.500000"  # stored as UTC
+    assert clean["bio"] is None and clean["note"] is None  # blank clears a nullable column
+
+
+def test_every_field_schema_is_what_the_server_checks() -> None:
+    """The published pattern is the server's own: a value matches it exactly when it is accepted."""
+    import re as regex
+
+    fields = {f.name: f for f in describe(make_table())}
+    assert fields["name"].schema == {"type": "string", "maxLength": 10, "pattern": fields["name"].schema["pattern"]}
+    pattern = regex.compile(fields["price"].schema["pattern"])
+    for text in ("0", "-1", "9999.99", "12.5", "1.234", "12345", "1e3", "+1", ".5", "1.", "00001"):
+        accepted = "price" not in validate_json({"name": "Ada", "active": True, "price": text})[1]
+        assert accepted is bool(pattern.search(text)), text
 
 
 def test_natural_primary_key_required_on_create_and_fixed_on_update() -> None:

@@ -177,7 +177,7 @@ def test_every_scaffolded_type_returns_what_was_stored(scaffolded: Any, db: Engi
     app = Writable(scaffolded, ext="json", engine=db)
     sent = {"title": "Ada", "notes": "n" * 3000, "count": -2**31, "ratio": 1.23456789,
             "price": "1234567890.1234", "active": False, "day": "2026-02-28",
-            "seen": "2026-11-30T07:01:02.345678", "mail": "ada@example.com",
+            "seen": "2026-11-30T07:01:02.345678Z", "mail": "ada@example.com",
             "site": "https://example.com/a?b=c"}
     for ratio in (1.23456789, 0.1 + 0.2, 1e-300, 2.0**60 + 1):
         status, headers, _ = get(app, method="POST", json=dict(sent, ratio=ratio))

@@ -13,6 +13,7 @@ from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
 from support import make_project, served
 
 from robaccia import DefaultModelCollection, render
+from robaccia.fields import SOME_TEXT
 from robaccia.openapi import document
 
 FIELDS = ["name:string:required:unique", "count:integer", "price:decimal", "active:boolean",
@@ -41,9 +42,13 @@ def test_document_describes_columns_paging_and_only_handled_methods():
     assert set(doc["paths"]["/things/"]) == {"get"}  # no create handler, no POST
     assert set(doc["paths"]["/things/{id}"]) == {"parameters", "get", "delete"}
     props = doc["components"]["schemas"]["things"]["properties"]
-    assert props["name"] == {"type": "string", "maxLength": 40}
+    # a NOT NULL string must hold more than white space, as the server requires
+    assert props["name"] == {"type": "string", "maxLength": 40, "pattern": SOME_TEXT}
     assert props["born"] == {"type": ["string", "null"], "format": "date"}
-    assert props["id"]["type"] == "integer"
+    # digits before and after the point as Numeric(8, 2) holds them
+    assert props["price"] == {"type": ["string", "null"], "format": "decimal",
+                              "pattern": "^-?[0-9]{1,6}(?:\\.[0-9]{1,2})?$"}
+    assert props["id"]["type"] == "integer" and props["id"]["readOnly"] is True
     params = {p["name"] for p in doc["paths"]["/things/"]["get"]["parameters"]}
     assert params == {"limit", "sort", "after", "before"}
     get_one = doc["paths"]["/things/{id}"]["get"]["responses"]

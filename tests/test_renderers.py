@@ -113,7 +113,7 @@ def test_json_serialises_column_types() -> None:
     _, body = render_with(None, "fred/retrieve.json", vars)
     assert json.loads(body) == {
         "d": "2024-02-29",
-        "dt": "2024-02-29T13:45:01",
+        "dt": "2024-02-29T13:45:01Z",  # a naive datetime is UTC, and says so
         "t": "07:30:00",
         "price": "12.30",
         "u": "00000000-0000-0000-0000-000000000001",

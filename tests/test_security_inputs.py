@@ -74,7 +74,7 @@ def snapshot(project: Any, table: Any) -> list[Any]:
 
 def good(n: int) -> dict[str, Any]:
     return {"name": f"thing {n}", "notes": "n" * n, "count": n, "ratio": n + 0.5, "price": f"{n}.25",
-            "active": n % 2 == 0, "born": "2020-02-29", "seen": "2024-01-01T10:00:00"}
+            "active": n % 2 == 0, "born": "2020-02-29", "seen": "2024-01-01T10:00:00Z"}
 
 
 def multipart(values: dict[str, Any], files: dict[str, bytes] | None = None) -> tuple[bytes, str]:
