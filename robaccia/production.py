@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from robaccia.project import Project
 
-__all__ = ["AccessLog", "Options", "check_project", "serve"]
+__all__ = ["AccessLog", "EscapedMessages", "Options", "check_project", "serve"]
 
 request_log = logging.getLogger("robaccia.request")
 
@@ -100,6 +100,19 @@ class AccessLog:
                              seen[-1].split(" ", 1)[0] if seen else "-", size)
 
 
+class EscapedMessages(logging.Filter):
+    """Escape a logger's messages as the access log escapes request values.
+
+    Waitress's own messages quote the client's path as it came ("Client
+    disconnected while serving /a<LF>b"): each worker puts this on waitress's
+    loggers, so no request can start a log line of its own.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = loggable(record.getMessage()), None
+        return True
+
+
 def check_project(project: Project) -> None:
     """Refuse, in one sentence, what would make every request (or a deployment) fail.
 
@@ -148,6 +161,8 @@ def _work(project: Project, sock: socket.socket, options: Options) -> None:
     from robaccia.server import configure_logging
 
     configure_logging(project.root)
+    for name in ("waitress", "waitress.queue"):  # NOTE: a logger's filters do not see its children's records
+        logging.getLogger(name).addFilter(EscapedMessages())
     engine = project.__dict__.get("_engine")
     if engine is not None:
         engine.dispose(close=False)  # NOTE: never use the parent's pooled connections

@@ -20,6 +20,7 @@ import http.client
 import json
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -55,6 +56,20 @@ class Collection(DefaultCollection):
 app = Collection("html", robaccia.find_renderer("html"))
 '''
 
+# A route (after the default one) that takes its time: a client can leave while it runs.
+SLOW_ROUTE = '''
+
+def _slow(environ, start_response):
+    import time
+
+    time.sleep(0.6)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slow"]
+
+
+app.addregex(r"/slow/", GET=_slow)
+'''
+
 LOOPBACK = "localhost,127.0.0.1,[::1]"
 Headers = Sequence[tuple[str, str | bytes]]
 # A log record as the project's LOGGING writes it: "2026-01-31 12:00:00,123 INFO name: message".
@@ -68,6 +83,8 @@ RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|E
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     built = build_project(tmp_path_factory.mktemp("transport"))
     (built.root / "views" / "boom.py").write_text(BOOM_VIEW)
+    dispatcher = built.root / "dispatcher.py"
+    dispatcher.write_text(dispatcher.read_text() + SLOW_ROUTE)
     return built
 
 
@@ -728,6 +745,32 @@ def test_control_characters_from_requests_never_reach_the_logs_raw(
                           f"({figures['serve']['reached_the_app']} reached the app) and run "
                           f"({figures['run']['reached_the_app']}): console and logs/robaccia.log have 0 raw "
                           "control characters, 0 forged lines; each logged request is one line")
+
+
+def test_a_client_that_leaves_mid_request_is_logged_escaped(
+        project: Project, serve_site: Site, run_site: Site) -> None:
+    """The server's own messages about a request (waitress: "Client disconnected while serving <path>")."""
+    logfile = project.root / "logs" / "robaccia.log"
+    lines: dict[str, int] = {}
+    for site, kind in ((serve_site, "serve"), (run_site, "run")):
+        nonce = f"left{kind}{uuid.uuid4().hex[:6]}q"
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", site.port), timeout=5) as sock:
+                sock.sendall(f"GET /slow/{nonce}%0AFORGED{nonce}%1B[31m%07 HTTP/1.1\r\n"
+                             f"Host: 127.0.0.1:{site.port}\r\n\r\n".encode())
+                time.sleep(0.2)  # the route is running: leave, with a reset
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        time.sleep(1)
+        assert site.log is not None
+        if kind == "serve":
+            _wait_for([logfile, site.log], ["Client disconnected while serving /slow/" + nonce])
+        lines[kind] = _check_clean(_read_logs([logfile, site.log]), [nonce])
+        if kind == "serve":
+            assert "Client disconnected while serving /slow/" + nonce in site.log.read_text()
+    record_figure("transport_client_left_logged", clients=3, lines_logged=lines, raw_control_characters=0,
+                  summary=f"3 clients reset their connection while a request with CR, LF, ESC and BEL in "
+                          f"its path runs: serve logs {lines['serve']} lines (access and waitress's 'Client "
+                          f"disconnected while serving'), all escaped; run logs {lines['run']}")
 
 
 def test_serve_logs_unhandled_errors_through_the_projects_logging(project: Project, serve_site: Site) -> None:
