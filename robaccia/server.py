@@ -2,9 +2,12 @@
 
 ``robaccia-admin run`` starts :func:`run`. The parent process watches the
 project's Python files, templates and settings and restarts a child process
-that serves the app whenever one changes; Ctrl-C stops both. Each request is
-logged to the console and to ``logs/`` (through the project's LOGGING
-setting). ``python -m robaccia.server ROOT HOST PORT`` is the child.
+that serves the app whenever one changes; Ctrl-C stops both. A project that
+fails to load in the child (settings.py, dbconfig.py, dispatcher.py or a model
+raises) is served as a debug page saying which file and line, until the next
+save restarts it. Each request is logged to the console and to ``logs/``
+(through the project's LOGGING setting). ``python -m robaccia.server ROOT
+HOST PORT`` is the child.
 
     >>> from robaccia.server import is_loopback
     >>> is_loopback('127.0.0.1'), is_loopback('0.0.0.0')
@@ -22,7 +25,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
@@ -32,7 +35,7 @@ from robaccia.errors import RobacciaError
 from robaccia.util import is_loopback, loggable
 
 if TYPE_CHECKING:
-    from wsgiref.types import WSGIApplication
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 __all__ = ["ServerError", "check_port", "is_loopback", "load_app", "run"]
 
@@ -41,6 +44,14 @@ request_log = logging.getLogger("robaccia.request")
 
 class ServerError(RobacciaError):
     """The server cannot start."""
+
+
+class LoadError(ServerError):
+    """The project could not be loaded (under ``run``: the debug page of every request)."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 def check_port(host: str, port: int) -> None:
@@ -114,11 +125,23 @@ class _Handler(WSGIRequestHandler):
         request_log.info("%s %s", self.client_address[0], loggable(format % args))
 
 
-def serve_forever(root: Path, host: str, port: int) -> None:
-    """Serve the project in this process until interrupted."""
+def serve_forever(root: Path, host: str, port: int, broken_page: bool = False) -> None:
+    """Serve the project in this process until interrupted.
+
+    ``broken_page``: a project that fails to load (settings.py, dbconfig.py,
+    dispatcher.py, a model) is served as a debug page that says why, instead
+    of not at all; the reloader starts a new process when a file is saved.
+    """
+    # NOTE: resolved before the chdir: a relative root (demo's) names another folder after it.
+    root = root.resolve()
     os.chdir(root)
-    configure_logging(root)
-    app = load_app(root)
+    try:
+        configure_logging(root)
+        app = load_app(root)
+    except Exception:
+        if not broken_page:
+            raise
+        app = BrokenProject(root, sys.exc_info())
     server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -130,6 +153,70 @@ def serve_forever(root: Path, host: str, port: int) -> None:
         # comes after them, not in the middle.
         server.drain()
         server.server_close()
+
+
+class BrokenProject:
+    """The app of a project that could not be loaded: every page is the debug page saying why.
+
+    Only the development server's child serves it (debug is always on under
+    ``run``); the stylesheet comes from the project's static/ folder.
+    """
+
+    def __init__(self, root: Path, exc_info: Any) -> None:
+        from robaccia.debug import hint_for
+
+        self.root = root.resolve()
+        error = exc_info[1]
+        where = self._where(error)
+        message = f"{type(error).__name__}: {error}"
+        fix = f"Fix {where.split(',')[0]} and save" if where else "Fix it and save"
+        hint = " ".join(filter(None, (
+            hint_for(error, self.root),
+            f"{fix}: the development server loads the project again when a file changes.")))
+        wrapped = LoadError(f"The project could not be loaded: {where + ': ' if where else ''}{message}", hint)
+        wrapped.__cause__ = error
+        self.exc_info = (LoadError, wrapped, None)
+        # NOTE: the terminal says it too, in one place, with the whole traceback.
+        logging.getLogger("robaccia.server").error("%s", wrapped, exc_info=exc_info)
+
+    def _where(self, error: BaseException) -> str:
+        """The project file (and line) the error comes from: 'settings.py, line 3'."""
+        filename, lineno = getattr(error, "filename", None), getattr(error, "lineno", None)
+        if isinstance(error, SyntaxError) and filename and lineno:
+            candidates = [(str(filename), int(lineno))]
+        else:
+            candidates = []
+            tb = error.__traceback__
+            while tb is not None:
+                candidates.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+                tb = tb.tb_next
+        from robaccia.debug import _is_library
+
+        for name, line in reversed(candidates):
+            try:
+                path = Path(name).resolve()
+            except OSError:
+                continue
+            if path.is_relative_to(self.root) and path.suffix == ".py" and not _is_library(name):
+                return f"{path.relative_to(self.root).as_posix()}, line {line}"
+        return ""
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        from robaccia.debug import render_page
+
+        if environ.get("PATH_INFO") == "/static/robaccia.css":
+            css = self.root / "static" / "robaccia.css"
+            if css.is_file():
+                body = css.read_bytes()
+                start_response("200 OK", [("Content-Type", "text/css; charset=utf-8"),
+                                          ("Content-Length", str(len(body)))])
+                return [body]
+        page = render_page(environ, self.exc_info, root=self.root,
+                           stylesheet=environ.get("SCRIPT_NAME", "") + "/static/robaccia.css")
+        start_response("500 Internal Server Error", [("Content-Type", "text/html; charset=utf-8"),
+                                                     ("Content-Length", str(len(page))),
+                                                     ("Cache-Control", "no-store")])
+        return [page]
 
 
 def _interrupt(signum: int, frame: Any) -> None:
@@ -153,6 +240,7 @@ def _snapshot(root: Path) -> dict[Path, float]:
 
 def run(root: Path, host: str = "127.0.0.1", port: int = 8080, reload: bool = True) -> None:
     """Run the development server (debug on), reloading on changes."""
+    root = root.resolve()
     check_port(host, port)
     env = dict(os.environ, ROBACCIA_DEBUG="1", PYTHONUNBUFFERED="1")
     mode = "debug, reloading on changes" if reload else "debug"
@@ -197,4 +285,4 @@ def _stop(child: subprocess.Popen[bytes]) -> None:
 
 
 if __name__ == "__main__":
-    serve_forever(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]))
+    serve_forever(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), broken_page=True)
