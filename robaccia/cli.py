@@ -293,6 +293,7 @@ def demo_command(parent: str | None, port: int, engine: str, no_serve: bool) -> 
     click.echo(f"Demo project: {root}")
     click.echo(f"Open http://127.0.0.1:{port}/employees/ to list, create, edit and delete employees.")
     if not no_serve:
+        root = root.resolve()  # NOTE: before the chdir, which would make a relative path wrong
         os.chdir(root)
         from robaccia import server
 

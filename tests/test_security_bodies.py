@@ -464,8 +464,9 @@ def test_content_length_larger_than_body_does_not_hang(site: Site, browser: Any)
         answer_after_close_s=round(after_close, 3),
         summary=f"{kind(site)}: a body shorter than its Content-Length holds one connection; "
         "5 other "
-        f"requests answered meanwhile in {served_meanwhile:.2f} s; 400 {after_close:.2f} s "
-        "after the client closed",
+        f"requests answered meanwhile in {served_meanwhile:.2f} s; "
+        + ("400" if site.debug else "closed without an answer")
+        + f" {after_close:.2f} s after the client closed",
     )
 
 
