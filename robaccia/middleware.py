@@ -46,6 +46,7 @@ import logging
 import re
 import secrets
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
@@ -208,17 +209,30 @@ _HOST = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0
 
 
 def request_host(environ: WSGIEnvironment) -> str | None:
-    """The host a request names (Host, else SERVER_NAME), lowercase, without its port; None if malformed."""
-    host = (environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").lower()
+    """The host a request names, lowercase, without its port; None if malformed or absent.
+
+    The Host header; without one, SERVER_NAME, but only for HTTP/1.0 (HTTP/1.1
+    requires the header, RFC 9112). A name longer than DNS allows is malformed.
+    """
+    host = environ.get("HTTP_HOST")
+    if host is None:
+        if environ.get("SERVER_PROTOCOL") != "HTTP/1.0":
+            return None
+        host = environ.get("SERVER_NAME") or ""
+    host = host.lower()
     if host.startswith("["):
-        name, _, port = host.partition("]")
+        name, bracket, port = host.partition("]")
+        if not bracket:
+            return None
         name += "]"
-        port = port[1:] if port.startswith(":") else port
+        if port and not port.startswith(":"):
+            return None
+        port = port[1:]
     else:
         name, _, port = host.partition(":")
     if port and (not port.isdigit() or not port.isascii() or len(port) > 5):
         return None
-    if not _HOST.fullmatch(name):
+    if len(name) > 254 or not _HOST.fullmatch(name):
         return None
     return name.rstrip(".")
 
@@ -482,9 +496,14 @@ class ErrorPages:
         from robaccia.util import loggable
 
         summary = describe(exc_info[1])
-        logger.error("Unhandled error on %s %s%s", loggable(environ.get("REQUEST_METHOD", "")),
+        # NOTE: an exception's message can carry request data: the traceback is
+        # escaped like any request value, and indented, so no line of it can pass
+        # for a log line of its own.
+        trace = "".join(traceback.format_exception(*exc_info)).rstrip("\n")
+        trace = "\n".join("    " + loggable(line, limit=10_000) for line in trace.split("\n"))
+        logger.error("Unhandled error on %s %s%s\n%s", loggable(environ.get("REQUEST_METHOD", "")),
                      loggable(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
-                     f": {summary}" if summary else "", exc_info=exc_info)
+                     f": {loggable(summary)}" if summary else "", trace)
         if not self.debug:
             return InternalServerError()(
                 environ, lambda status, headers, _=None: start_response(status, headers, exc_info)

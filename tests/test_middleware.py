@@ -129,3 +129,36 @@ def test_every_response_with_this_browsers_token_is_private() -> None:
     again = dict(call(site, "GET", "/employees/;new_form", headers={"Cookie": cookie})[1])
     for headers in (dict(first), again):
         assert headers["Cache-Control"] == "private, no-store" and headers["Vary"] == "Cookie"
+
+
+# --- hosts -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("headers", "protocol", "status"), [
+    ({"Host": "localhost"}, "HTTP/1.1", "200 OK"),
+    ({"Host": "[::1]:8080"}, "HTTP/1.1", "200 OK"),
+    ({"Host": ""}, "HTTP/1.1", "400 Bad Request"),  # empty: not SERVER_NAME's
+    ({"Host": "   "}, "HTTP/1.1", "400 Bad Request"),
+    ({"Host": "[::1"}, "HTTP/1.1", "400 Bad Request"),  # an unclosed bracket is no address
+    ({"Host": "[::1]x"}, "HTTP/1.1", "400 Bad Request"),
+    ({}, "HTTP/1.1", "400 Bad Request"),  # HTTP/1.1 requires Host (RFC 9112)
+    ({}, "HTTP/1.0", "200 OK"),  # HTTP/1.0 may leave it out: the server's name
+])
+def test_the_host_a_request_names_must_be_one_the_site_answers_to(
+        headers: dict[str, str], protocol: str, status: str) -> None:
+    from robaccia.middleware import AllowedHosts
+
+    environ = make_environ("GET", "/", headers=headers, SERVER_PROTOCOL=protocol, SERVER_NAME="localhost")
+    if "Host" not in headers:
+        environ.pop("HTTP_HOST", None)
+    assert call(AllowedHosts(changed), environ=environ)[0] == status
+
+
+def test_a_name_longer_than_dns_allows_is_refused_even_under_a_wildcard() -> None:
+    from robaccia.middleware import AllowedHosts
+
+    site = AllowedHosts(changed, [".example.com"])
+    fits = "a." * 100 + "example.com"
+    too_long = "a." * 2000 + "example.com"
+    assert call(site, environ=make_environ("GET", "/", headers={"Host": fits}))[0] == "200 OK"
+    assert call(site, environ=make_environ("GET", "/", headers={"Host": too_long}))[0] == "400 Bad Request"

@@ -780,7 +780,7 @@ def test_serve_logs_unhandled_errors_through_the_projects_logging(project: Proje
     for internal in (b"Traceback", b"kaboom", b"RuntimeError", b".py", str(project.root).encode()):
         assert internal not in answer.body
     error = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} ERROR robaccia\.middleware: Unhandled error "
-                       r"on GET /boom/: RuntimeError: kaboom-transport\nTraceback \(most recent call last\):",
+                       r"on GET /boom/: RuntimeError: kaboom-transport\n    Traceback \(most recent call last\):",
                        re.M)
     access = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO robaccia\.request: 127\.0\.0\.1 "
                         r'"GET /boom/ HTTP/1\.1" 500 \d+$', re.M)
@@ -797,3 +797,35 @@ def test_serve_logs_unhandled_errors_through_the_projects_logging(project: Proje
                   summary="serve: an unhandled error in a view is logged to logs/robaccia.log and the "
                           "console with timestamp, level and traceback (the project's LOGGING); the "
                           "client gets the plain 500 page")
+
+
+def test_request_data_in_an_exception_message_reaches_the_log_escaped() -> None:
+    """A view that puts request data in its exception's message cannot forge a log line or
+    colour a terminal through the traceback (it is escaped and indented like any request value)."""
+    import logging
+
+    from robaccia.middleware import ErrorPages
+    from robaccia.testing import call
+
+    def raises(environ: Any, start_response: Any) -> Any:
+        raise ValueError("bad filter " + environ["QUERY_STRING"])
+
+    records: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(self.format(record))
+
+    handler = Keep()
+    logger = logging.getLogger("robaccia.middleware")
+    logger.addHandler(handler)
+    try:
+        status = call(ErrorPages(raises), "GET", "/x", query="a\x1b[2J\x07\n2026-01-01 00:00:00,000 INFO forged")[0]
+    finally:
+        logger.removeHandler(handler)
+    assert status == "500 Internal Server Error"
+    (text,) = records
+    assert "\x1b" not in text and "\x07" not in text
+    assert all(line.startswith(("Unhandled error", "    ")) for line in text.split("\n"))
+    assert "bad filter a\\x1b[2J\\x07 2026-01-01" in text.split("\n")[0]  # the summary: one line
+    assert "\n    2026-01-01 00:00:00,000 INFO forged" in text  # the message's own line, indented
