@@ -16,7 +16,6 @@ turns errors into one line on stderr and a non-zero exit code.
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 import subprocess
 import sys
@@ -166,43 +165,127 @@ def addmodelview_command(name: str, fields: tuple[str, ...], kind: str, table: s
         click.echo("Next: robaccia-admin createdb")
 
 
-def _tables(root: Path) -> list[Any]:
-    from sqlalchemy import Table
+def _models() -> Any:
+    """The project's dbconfig and models/*.py, loaded."""
+    from robaccia import migrations
 
-    tables: list[Any] = []
-    for path in sorted((root / "models").glob("*.py")):
-        if path.stem.startswith("_"):
-            continue
-        module = importlib.import_module(f"models.{path.stem}")
-        tables.extend(v for v in vars(module).values() if isinstance(v, Table) and v not in tables)
-    return tables
+    return migrations.load_models(_project())
 
 
 @main.command("createdb")
 @_friendly
 def createdb_command() -> None:
-    """Create the tables of every models/*.py (existing tables are left alone)."""
-    from sqlalchemy import exc as sa_exc
-    from sqlalchemy import inspect
+    """Create the tables of models/*.py in a new database.
 
-    root = _project()
-    try:
-        import dbconfig
-    except sa_exc.ArgumentError as exc:  # a malformed URL or an unknown dialect
-        raise click.ClickException(f"The database URL is not valid: {exc}") from None
+    A new database is marked as up to date with migrations/. In one that has
+    tables, the missing ones are created while the project has no migration
+    yet; a table that differs from its model is listed, with what to run.
+    """
+    from robaccia import migrations
 
-    tables = _tables(root)
-    try:
-        existing = set(inspect(dbconfig.engine).get_table_names())
-        dbconfig.metadata.create_all(dbconfig.engine, tables=tables, checkfirst=True)
-    except sa_exc.DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0]
-        raise click.ClickException(f"Could not reach the database: {reason}") from None
-    for table in tables:
-        state = "exists" if table.name in existing else "created"
-        click.echo(f" {state} table {table.name}")
-    if not tables:
+    models = _models()
+    _print_created(models.root, migrations.add_migrations_folder(models.root))
+    result = migrations.create_database(models)
+    for name in models.names:
+        click.echo(f" {'created' if name in result.created else 'exists'} table {name}")
+    if not models.tables:
         click.echo("No tables in models/: add one with robaccia-admin addmodelview.")
+    if result.stamped:
+        click.echo(f" marked the database as at the latest migration ({result.stamped})")
+    if result.behind:
+        raise click.ClickException(f"The database is not up to date with migrations/ ({result.behind}): "
+                                   "apply them with robaccia-admin migrate.")
+    if result.differences:
+        click.echo("The database does not match the models:")
+        for line in result.differences:
+            click.echo(f"  {line}")
+        raise click.ClickException('Record the change with robaccia-admin makemigration "what changed", '
+                                   "then apply it with robaccia-admin migrate.")
+
+
+@main.command("makemigration")
+@click.argument("message", required=False, default="")
+@click.option("--rename", "renames", multiple=True, metavar="TABLE.OLD:NEW",
+              help="A column that was renamed (its values are kept), e.g. employees.title:job_title. "
+                   "Without it a rename is a drop and an add. Repeatable.")
+@_friendly
+def makemigration_command(message: str, renames: tuple[str, ...]) -> None:
+    """Write a migration from what changed in models/*.py: "add phone", say.
+
+    Compares the models with the database (which must have every migration
+    applied), prints one line per change and writes the revision into
+    migrations/versions/. Nothing changed: nothing is written. Apply it with
+    robaccia-admin migrate.
+    """
+    from robaccia import migrations
+
+    models = _models()
+    _print_created(models.root, migrations.add_migrations_folder(models.root))
+    made = migrations.make_migration(models, message, renames)
+    if made.path is None:
+        click.echo("No changes: the database matches models/, so no migration was written.")
+        return
+    for line in made.changes:
+        click.echo(f"  {line}")
+    click.echo(f" created {made.path.relative_to(models.root)}")
+    for note in made.notes:
+        click.echo(f"Note: {note}")
+    click.echo("Next: robaccia-admin migrate")
+
+
+@main.command("migrate", context_settings={"ignore_unknown_options": True})
+@click.argument("revision", required=False, default="head")
+@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (nothing changes).")
+@click.option("--allow-data-loss", is_flag=True,
+              help="Apply it even when it drops a column or table or narrows a type.")
+@_friendly
+def migrate_command(revision: str, sql: bool, allow_data_loss: bool) -> None:
+    """Apply the migrations in migrations/versions/, or go back to REVISION.
+
+    REVISION: head (the default: every migration), -1 (undo the last one),
+    -N (undo N), base (undo all), or a revision id (its first characters
+    do). A change that loses data is refused unless --allow-data-loss says
+    it is wanted.
+    """
+    from robaccia import migrations
+
+    if revision.startswith("-") and not revision[1:].isdigit():
+        raise click.UsageError(f"No such option: {revision}")
+    models = _models()
+    applied = migrations.migrate(models, revision, sql=sys.stdout if sql else None,
+                                 allow_data_loss=allow_data_loss)
+    if sql:
+        return
+    for step in applied:
+        click.echo(f" {step}")
+    if not applied:
+        click.echo("Nothing to do: the database is at that revision already.")
+
+
+@main.command("migrations")
+@_friendly
+def migrations_command() -> None:
+    """List the migrations, mark where the database is, and show model changes not in one yet."""
+    from robaccia import migrations
+
+    found = migrations.history(_models())
+    for revision, message, applied in found.revisions:
+        here = found.current is not None and revision in found.current
+        click.echo(f"{'>' if here else ' '} {revision}  {message}"
+                   + ("  (the database is here)" if here else "" if applied else "  (not applied)"))
+    if not found.revisions:
+        click.echo("No migrations yet.")
+    elif not found.current:
+        click.echo("The database is before the first migration.")
+    if found.behind:
+        click.echo("Apply the migrations not applied yet: robaccia-admin migrate")
+    elif found.pending:
+        click.echo("Model changes not in a migration yet:")
+        for line in found.pending:
+            click.echo(f"  {line}")
+        click.echo('Record them: robaccia-admin makemigration "what changed"')
+    else:
+        click.echo("The models and the database match.")
 
 
 @main.command("run")
@@ -219,7 +302,23 @@ def run_command(host: str | None, port: int, no_reload: bool) -> None:
     project = _load()
     if host is None:
         host = project.setting("RUN_HOST", "127.0.0.1")
+    server.check_port(host, port)  # before the notice: a port in use is the one line said
+    _database_notice(project.root)
     server.run(project.root, host, port, reload=not no_reload)
+
+
+def _database_notice(root: Path) -> None:
+    """Say at start when the database and the models differ (never stop the server for it)."""
+    from robaccia import migrations
+
+    try:
+        lines = migrations.status(migrations.load_models(root))
+    except migrations.MigrationError as exc:  # the database is down, say
+        lines = [str(exc)]
+    except Exception as exc:  # a model that does not import: the debug page will tell
+        lines = [f"Could not compare the database with the models: {' '.join(str(exc).split())}"]
+    for line in lines:
+        click.echo(line)
 
 
 @main.command("serve")

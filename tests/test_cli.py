@@ -26,7 +26,8 @@ OUTSIDE = ("Error: This folder is not in a robaccia project (none above it has v
            "dispatcher.py): cd into one, or make one with robaccia-admin createproject.")
 MISSING_NAME = "Error: Missing required parameter <name>."
 COMMANDS = ["addmodelview", "addtemplate", "addview", "check", "commands", "createdb",
-            "createproject", "demo", "help", "run", "runtests", "secretkey", "serve"]
+            "createproject", "demo", "help", "makemigration", "migrate", "migrations", "run",
+            "runtests", "secretkey", "serve"]
 
 
 def tree(root: Path) -> dict[str, bytes]:
