@@ -190,7 +190,7 @@ def test_run_serves_the_project(project: Path) -> None:
     assert '"GET /employees/ HTTP/1.1" 200' in text
     assert '"POST /people/ HTTP/1.1" 201' in text
     assert ("ERROR robaccia.middleware: Unhandled error on GET /boom/: RuntimeError: kaboom "
-            "<script>alert(1)</script>\nTraceback") in text
+            "<script>alert(1)</script>\n    Traceback") in text  # the traceback indented: no line of its own
     assert "RuntimeError: kaboom <script>alert(1)</script>" in text
 
 
