@@ -9,6 +9,7 @@ like a drop and an add: robaccia-admin makemigration --rename says which).
 import sqlalchemy as sa
 from alembic import op
 ${imports if imports else ""}
+
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
