@@ -24,6 +24,7 @@ TESTTMP := $(CURDIR)/tests/output/tmp
 test: $(STAMP)
 	bash scripts/services.sh
 	bash scripts/browser.sh
+	bash scripts/tools.sh
 	rm -rf $(TESTTMP) && mkdir -p $(TESTTMP)
 	TMPDIR=$(TESTTMP) $(BIN)/python -m pytest -p no:cacheprovider; status=$$?; rm -rf $(TESTTMP); exit $$status
 

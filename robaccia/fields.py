@@ -229,18 +229,19 @@ def _string(length: int | None) -> Converter:
 # NOTE: each of these patterns is published in /openapi.json as it is written
 # here, and a JSON body is checked with it (re.search), so a client that
 # validates against the document and the server never disagree. Character
-# classes leave out NUL and lone surrogates, which no database column stores.
-_CHAR = r"[^\x00\ud800-\udfff]"
-_VISIBLE = r"[^\s\x00\ud800-\udfff]"
+# classes leave out NUL, which no database column stores. (A lone surrogate is
+# no character: the JSON parser refuses a body holding one, before any field.)
+_CHAR = r"[^\x00]"
+_VISIBLE = r"[^\s\x00]"
 #: Any text (a nullable column: blank means null).
 ANY_TEXT = f"^{_CHAR}*$"
 #: Text with something besides white space (a column that cannot be null).
 SOME_TEXT = f"^{_CHAR}*{_VISIBLE}{_CHAR}*$"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 #: local@domain.tld, as the HTML email input accepts it.
-EMAIL = rf'^[^@\s<>()\[\],;:\\"\x00\ud800-\udfff]+@{_LABEL}(?:\.{_LABEL})+$'
+EMAIL = rf'^[^@\s<>()\[\],;:\\"\x00]+@{_LABEL}(?:\.{_LABEL})+$'
 #: An absolute http or https address with a host.
-URL = r"^https?://[^\s/?#@\x00\ud800-\udfff]+(?:[/?#][^\s\x00\ud800-\udfff]*)?$"
+URL = r"^https?://[^\s/?#@\x00]+(?:[/?#][^\s\x00]*)?$"
 #: A time of day, to the microsecond (every string it matches is a valid time).
 TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?$"
 # RFC 3339, as JSON Schema's "date" and "date-time" formats are (an offset is required).
@@ -389,6 +390,8 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
             and "enum" not in kw["schema"]:
         kw["schema"] = dict(kw["schema"], pattern=KEY)
         kw["mismatch"] = "Use only letters, digits and . _ ~ - (it is part of the address)."
+    if kw["schema"].get("pattern") not in (None, ANY_TEXT):
+        kw["schema"] = dict(kw["schema"], minLength=1)  # what the pattern says, for generators
     if "pattern" in kw["schema"] and kw.get("strict") is None:
         kw["strict"] = re.compile(kw["schema"]["pattern"])
     return Field(

@@ -79,9 +79,11 @@ def _collection(name: str, app: DefaultModelCollection,
                  "schema": {"type": "integer", "minimum": 1, "maximum": app.max_page_size or max_page_size}},
                 {"name": "sort", "in": "query", "schema": {"type": "string", "enum": sortable}},
                 {"name": "after", "in": "query", "schema": {"type": "string"},
-                 "description": "The cursor of a page's last row (from `next`)."},
+                 "description": "The cursor of a page's last row (from `next`). Opaque: one this "
+                                "list did not give out is 404 (no such page)."},
                 {"name": "before", "in": "query", "schema": {"type": "string"},
-                 "description": "The cursor of a page's first row (from `prev`)."},
+                 "description": "The cursor of a page's first row (from `prev`); `after` wins "
+                                "when both are sent."},
             ],
             "responses": {
                 "200": {"description": "A page of rows.", "headers": {
@@ -91,7 +93,8 @@ def _collection(name: str, app: DefaultModelCollection,
                         "properties": {"data": {"type": "array", "items": row_ref},
                                        "next": {"type": ["string", "null"]},
                                        "prev": {"type": ["string", "null"]}}}}}},
-                "400": _problem("A bad limit, sort or cursor."),
+                "400": _problem("A bad limit or sort."),
+                "404": _problem("No page starts at that cursor."),
             },
         }
     if handled["create"]:
@@ -108,7 +111,10 @@ def _collection(name: str, app: DefaultModelCollection,
         }
     id_param = {"name": "id", "in": "path", "required": True,
                 "schema": {"type": "string", "pattern": "^[A-Za-z0-9._~-]+$"}}
-    if_match = {"name": "If-Match", "in": "header", "schema": {"type": "string"}}
+    # NOTE: If-Match is described, not listed as a parameter: any value but the
+    # row's current ETag is 412, which no schema of the header can say.
+    conditional = (" Send `If-Match` with the row's `ETag` to make it conditional: "
+                   "412 when the row has changed since.")
     member: dict[str, Any] = {"parameters": [id_param]}
     if handled["retrieve"]:
         member["get"] = {"summary": f"One row of {name}", "responses": {
@@ -119,7 +125,7 @@ def _collection(name: str, app: DefaultModelCollection,
     if handled["update"]:
         member["put"] = {
             "summary": f"Update a row of {name} (the fields given)",
-            "parameters": [if_match],
+            "description": "The fields given are written; the others are left alone." + conditional,
             "requestBody": {"required": True, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{name}_update"}}}},
             "responses": {"200": {"description": "Updated.", "headers": etag,
@@ -128,7 +134,7 @@ def _collection(name: str, app: DefaultModelCollection,
                           "412": _problem("The row changed (If-Match)."),
                           "422": _problem("Invalid fields."), **unsafe}}
     if handled["delete"]:
-        member["delete"] = {"summary": f"Delete a row of {name}", "parameters": [if_match],
+        member["delete"] = {"summary": f"Delete a row of {name}", "description": conditional.strip(),
                             "responses": {"204": {"description": "Deleted."},
                                           "404": _problem("No such row."),
                                           "412": _problem("The row changed (If-Match)."), **unsafe}}

@@ -40,7 +40,7 @@ from sqlalchemy import and_, cast, func, literal, or_, select
 from sqlalchemy import types as sqltypes
 from sqlalchemy.schema import Column, Table
 
-from robaccia.errors import BadRequest
+from robaccia.errors import BadRequest, NotFound
 from robaccia.fields import Invalid, describe
 from robaccia.renderers import json_default
 
@@ -88,7 +88,7 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str, pk: Column[Any], column: Column[Any]) -> Cursor:
-        """Read a cursor; anything that is not one robaccia made is a 400."""
+        """Read a cursor; anything that is not one robaccia made is a 404 (no such page)."""
         try:
             if len(text) > MAX_CURSOR:
                 raise ValueError("too long")
@@ -108,7 +108,10 @@ class Cursor:
             return cls(key, position, is_null, None if is_null else value)
         except (ValueError, TypeError, KeyError, RecursionError, binascii.Error, Invalid,
                 UnicodeError, OverflowError):
-            raise BadRequest("The page cursor is not valid.") from None
+            # NOTE: 404, not 400: the address names a page this list never gave out,
+            # and no cursor's shape can be told from the outside (it is opaque).
+            raise NotFound("No page starts at that cursor: use the next and prev links a "
+                           "page gives.") from None
 
 
 @dataclass(frozen=True)
@@ -154,9 +157,10 @@ class PageQuery:
         if column is None:
             raise BadRequest(f"sort must name a column: {', '.join(table.columns.keys())} "
                              "(prefix - for descending).")
+        # NOTE: after wins over before when both are sent (as the document says).
         after, before = query.get("after"), query.get("before")
-        if after is not None and before is not None:
-            raise BadRequest("Give after or before, not both.")
+        if after is not None:
+            before = None
         token = after if after is not None else before
         cursor = Cursor.decode(token, pk, column) if token is not None else None
         return cls(table, limit, sort, column, descending, cursor, before is not None, text or "")

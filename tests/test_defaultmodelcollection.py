@@ -1047,15 +1047,33 @@ def test_empty_list(api: Client) -> None:
 
 @pytest.mark.parametrize("query", [
     "limit=0", "limit=-1", "limit=x", "limit=1.5", "limit=%EF%BC%91", "limit=99999999999999999999999",
-    "sort=nope", "sort=-nope", "sort=name;drop", "sort=--name",
-    "after=abc", "after=1.5", "after=99999999999999999999", "before=abc", "sort=-id&after=x",
-    "sort=name&after=!!!", "sort=name&after=bm9wZQ", "sort=name&before=W3RydWVd",
-    "sort=age&after=WyJ4IiwgIngiLCAieCJd",
+    "limit=", "sort=", "sort=nope", "sort=-nope", "sort=name;drop", "sort=--name",
 ])
 def test_bad_list_parameters_are_400(api: Client, crowd: list[dict[str, Any]], query: str) -> None:
     r = api("GET", query=query)
     assert r.status == "400 Bad Request"
     assert r.header("Content-Type") == "application/problem+json"
+
+
+@pytest.mark.parametrize("query", [
+    "after=", "after=abc", "after=1.5", "after=99999999999999999999", "before=abc", "sort=-id&after=x",
+    "sort=name&after=!!!", "sort=name&after=bm9wZQ", "sort=name&before=W3RydWVd",
+    "sort=age&after=WyJ4IiwgIngiLCAieCJd",
+])
+def test_a_cursor_the_list_never_gave_out_names_no_page(api: Client, crowd: list[dict[str, Any]],
+                                                        query: str) -> None:
+    """A cursor is opaque: one that is not this list's is no page of it (404), as the document says."""
+    r = api("GET", query=query)
+    assert r.status == "404 Not Found"
+    assert r.json()["detail"] == "No page starts at that cursor: use the next and prev links a page gives."
+
+
+def test_after_wins_over_before(api: Client, crowd: list[dict[str, Any]]) -> None:
+    first = api("GET", query="limit=2").json()
+    after = first["next"].split("after=")[1].split("&")[0]
+    both = api("GET", query=f"limit=2&after={after}&before={after}")
+    assert both.code == 200
+    assert both.json()["data"] == api("GET", query=f"limit=2&after={after}").json()["data"]
 
 
 def test_too_many_query_fields_is_400_not_a_crash(api: Client) -> None:

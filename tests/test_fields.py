@@ -342,7 +342,8 @@ def test_every_field_schema_is_what_the_server_checks() -> None:
     import re as regex
 
     fields = {f.name: f for f in describe(make_table())}
-    assert fields["name"].schema == {"type": "string", "maxLength": 10, "pattern": fields["name"].schema["pattern"]}
+    assert fields["name"].schema == {"type": "string", "maxLength": 10, "minLength": 1,
+                                     "pattern": fields["name"].schema["pattern"]}
     pattern = regex.compile(fields["price"].schema["pattern"])
     for text in ("0", "-1", "9999.99", "12.5", "1.234", "12345", "1e3", "+1", ".5", "1.", "00001"):
         accepted = "price" not in validate_json({"name": "Ada", "active": True, "price": text})[1]
