@@ -299,7 +299,18 @@ def run_command(host: str | None, port: int, no_reload: bool) -> None:
 
     # NOTE: settings.py reads ROBACCIA_DEBUG when the project loads.
     os.environ["ROBACCIA_DEBUG"] = "1"
-    project = _load()
+    root = scaffold.find_project(".")
+    try:
+        project = _load()
+    except Exception as exc:  # noqa: BLE001 - the server's debug page says what is broken
+        # A project that does not load still gets its server: the child serves a
+        # debug page naming the file and line, until a save fixes it.
+        click.echo(f"The project does not load ({type(exc).__name__}): the site shows why, "
+                   "and restarts when you save a fix.")
+        host = host or "127.0.0.1"
+        server.check_port(host, port)
+        server.run(root, host, port, reload=not no_reload)
+        return
     if host is None:
         host = project.setting("RUN_HOST", "127.0.0.1")
     server.check_port(host, port)  # before the notice: a port in use is the one line said

@@ -497,6 +497,33 @@ def test_09_a_file_that_fails_to_import_under_run_is_a_debug_page_until_saved(
     assert "Changed: " in output and "Traceback" in output  # the terminal says it too
 
 
+@pytest.mark.slow
+def test_09_a_project_broken_before_run_starts_is_served_as_a_debug_page(tmp_path: Path) -> None:
+    """run used to print the SyntaxError's traceback and stop: now it serves the page, then the site."""
+    root = make_project(tmp_path, "genshi", createdb=True)
+    settings = root / "settings.py"
+    good = settings.read_text()
+    settings.write_text(good + "PAGE_SIZE = (\n")
+    port = free_port()
+    log = root / "logs" / "broken-start.log"
+    log.parent.mkdir(exist_ok=True)
+    with open(log, "w") as out:
+        server = subprocess.Popen([sys.executable, "-m", "robaccia", "run", "--port", str(port)], cwd=root,
+                                  env=project_env(), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        client = Client(f"http://127.0.0.1:{port}")
+        page = _wait_for(client, "/employees/", lambda r: r.status == 500, server=server)
+        said = words(page_text(page.body))
+        assert "settings.py, line" in said and "SyntaxError" in said
+        _save(settings, good)
+        back = _wait_for(client, "/employees/", lambda r: r.status == 200, server=server)
+        assert "Employees" in back.text
+    finally:
+        stop(server)
+    assert log.read_text().startswith("The project does not load (SyntaxError): the site shows why, "
+                                      "and restarts when you save a fix.\n")
+
+
 # --- 10-14: the CLI where people stand --------------------------------------------------------------
 
 
