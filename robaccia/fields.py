@@ -18,56 +18,57 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import decimal
 import enum
-import math
 import re
 import sys
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import types as sqltypes
 from sqlalchemy.schema import Column, Table
 
-__all__ = ["Field", "Invalid", "describe", "validate"]
+from robaccia.converters import (
+    ADDRESSABLE,
+    ANY_TEXT,
+    DATE,
+    DATE_TIME,
+    EMAIL,
+    EMAIL_MESSAGE,
+    KEY,
+    SOME_TEXT,
+    TIME,
+    TRUE,
+    URL,
+    URL_MESSAGE,
+    Converter,
+    Invalid,
+    as_text,
+    boolean,
+    choice,
+    decimal_message,
+    decimal_pattern,
+    integer,
+    iso,
+    matching,
+    number,
+    numeric,
+    string,
+    then,
+)
 
-_INT = re.compile(r"[+-]?[0-9]+\Z")
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_ADDRESSABLE = re.compile(r"[A-Za-z0-9._~-]+\Z")
-#: A key given by the client: what the URL template's {id} matches.
-KEY = r"^[A-Za-z0-9._~-]+$"
-_INT_RANGES = {
+__all__ = ["ANY_TEXT", "EMAIL", "EXCERPT", "KEY", "SOME_TEXT", "TIME", "URL", "Field", "Invalid",
+           "decimal_pattern", "describe", "json_value", "validate"]
+
+#: The most characters a list shows of one value (the member page shows all).
+EXCERPT = 200
+#: Integer column types, by the bound of their values (-bound <= n < bound).
+INT_RANGES = {
     sqltypes.SmallInteger: 2**15,
     sqltypes.BigInteger: 2**63,
     sqltypes.Integer: 2**31,
 }
-#: The most characters a list shows of one value (the member page shows all).
-EXCERPT = 200
-_TRUE = {"on", "true", "1", "yes", "y", "t", "checked"}
-_FALSE = {"", "off", "false", "0", "no", "n", "f"}
-
-
-class Invalid(ValueError):
-    """Values that cannot be written; the messages are for the user.
-
-    ``Invalid("Enter a number.")`` refuses one value (a converter's message);
-    ``Invalid({"name": "Taken.", None: "Check the form."})`` refuses fields by
-    name, ``None`` for the form as a whole.
-    """
-
-    def __init__(self, errors: str | Mapping[str | None, str]) -> None:
-        if isinstance(errors, str):
-            self.errors: dict[str | None, str] = {None: errors}
-            super().__init__(errors)
-        else:
-            self.errors = {k: str(v) for k, v in errors.items()}
-            super().__init__("; ".join(f"{k}: {v}" if k else v for k, v in self.errors.items()))
-
-
-Converter = Callable[[Any], Any]
-
 
 @dataclass(frozen=True)
 class Field:
@@ -138,186 +139,8 @@ class Field:
     def checked(self, value: Any) -> bool:
         """Tell whether a checkbox for this value is checked."""
         if isinstance(value, str):
-            return value.strip().lower() in _TRUE
+            return value.strip().lower() in TRUE
         return bool(value)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise Invalid("Remove the NUL character.")
-        if not value.isascii() and _SURROGATE.search(value):
-            raise Invalid("Remove the invalid character (a lone surrogate).")
-        return value
-    if hasattr(value, "filename"):
-        raise Invalid("File uploads are not accepted here.")
-    if isinstance(value, (dict, list, bool)) or value is None:
-        raise Invalid("Enter text.")
-    return str(value)
-
-
-def _integer(bound: int) -> Converter:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool):
-            raise Invalid("Enter a whole number.")
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if not isinstance(value, int):
-            text = _text(value).strip()
-            if not _INT.match(text) or len(text) > 25:
-                raise Invalid("Enter a whole number.")
-            value = int(text)
-        if not -bound <= value < bound:
-            raise Invalid(f"Enter a number between {-bound} and {bound - 1}.")
-        return value
-
-    return convert
-
-
-def _float(value: Any) -> float:
-    if isinstance(value, bool):
-        raise Invalid("Enter a number.")
-    try:
-        number = float(value if isinstance(value, (int, float)) else _text(value).strip())
-    except (ValueError, OverflowError):
-        raise Invalid("Enter a number.") from None
-    if not math.isfinite(number):
-        raise Invalid("Enter a finite number.")
-    return number
-
-
-def _numeric(precision: int | None, scale: int | None) -> Converter:
-    shape = re.compile(decimal_pattern(precision, scale))
-
-    def convert(value: Any) -> decimal.Decimal:
-        if isinstance(value, bool):
-            raise Invalid("Enter a number.")
-        text = repr(value) if isinstance(value, float) else _text(value).strip()
-        if len(text) > 201:
-            raise Invalid("Enter a shorter number.")
-        try:
-            number = decimal.Decimal(text)
-        except decimal.InvalidOperation:
-            raise Invalid("Enter a number.") from None
-        if not number.is_finite():
-            raise Invalid("Enter a finite number.")
-        if isinstance(value, str) and shape.search(text):
-            return number
-        if scale is not None:
-            _, digits, exponent = number.as_tuple()
-            if isinstance(exponent, int) and -exponent > scale:
-                raise Invalid(f"Use at most {scale} decimal places.")
-            if precision is not None:
-                whole = len(digits) + exponent if isinstance(exponent, int) else len(digits)
-                if whole > precision - scale:
-                    raise Invalid(f"Use at most {precision - scale} digits before the point.")
-        return number
-
-    return convert
-
-
-def _string(length: int | None) -> Converter:
-    def convert(value: Any) -> str:
-        text = _text(value)
-        if length is not None and len(text) > length:
-            raise Invalid(f"Use at most {length} characters.")
-        return text
-
-    return convert
-
-
-# NOTE: each of these patterns is published in /openapi.json as it is written
-# here, and a JSON body is checked with it (re.search), so a client that
-# validates against the document and the server never disagree. Character
-# classes leave out NUL, which no database column stores. (A lone surrogate is
-# no character: the JSON parser refuses a body holding one, before any field.)
-_CHAR = r"[^\x00]"
-_VISIBLE = r"[^\s\x00]"
-#: Any text (a nullable column: blank means null).
-ANY_TEXT = f"^{_CHAR}*$"
-#: Text with something besides white space (a column that cannot be null).
-SOME_TEXT = f"^{_CHAR}*{_VISIBLE}{_CHAR}*$"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-#: local@domain.tld, as the HTML email input accepts it.
-EMAIL = rf'^[^@\s<>()\[\],;:\\"\x00]+@{_LABEL}(?:\.{_LABEL})+$'
-#: An absolute http or https address with a host.
-URL = r"^https?://[^\s/?#@\x00]+(?:[/?#][^\s\x00]*)?$"
-#: A time of day, to the microsecond (every string it matches is a valid time).
-TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:\.[0-9]{1,6})?)?$"
-# RFC 3339, as JSON Schema's "date" and "date-time" formats are (an offset is required).
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
-                        r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})\Z")
-
-
-def decimal_pattern(precision: int | None, scale: int | None) -> str:
-    r"""The pattern of a decimal's text: digits before and after the point, as the column holds them.
-
-        >>> decimal_pattern(12, 2)
-        '^-?[0-9]{1,10}(?:\\.[0-9]{1,2})?$'
-    """
-    if not precision:
-        return r"^-?[0-9]{1,100}(?:\.[0-9]{1,100})?$"
-    whole = f"[0-9]{{1,{max(precision - (scale or 0), 1)}}}"
-    return f"^-?{whole}" + (f"(?:\\.[0-9]{{1,{scale}}})?" if scale else "") + "$"
-
-
-def _matching(pattern: str, message: str, length: int | None) -> Converter:
-    """Text that matches ``pattern`` once stripped (forms), at most ``length`` characters."""
-    compiled = re.compile(pattern)
-
-    def convert(value: Any) -> str:
-        text = _text(value).strip()
-        if (length is not None and len(text) > length) or not compiled.search(text):
-            raise Invalid(message)
-        return text
-
-    return convert
-
-
-_EMAIL_MESSAGE = "Enter an email address, such as ada@example.com."
-_URL_MESSAGE = "Enter a web address that starts with http:// or https://."
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = _text(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise Invalid("Choose yes or no.")
-
-
-def _iso(kind: type, message: str) -> Converter:
-    def convert(value: Any) -> Any:
-        if isinstance(value, kind) and not (kind is datetime.date and isinstance(value, datetime.datetime)):
-            return value
-        text = _text(value).strip().upper()  # NOTE: RFC 3339 allows t and z
-        if len(text) > 40:
-            raise Invalid(message)
-        try:
-            parsed = kind.fromisoformat(text)  # type: ignore[attr-defined]
-            if isinstance(parsed, datetime.datetime) and parsed.tzinfo is not None:
-                # NOTE: naive columns store UTC wall time; aware input is converted
-                # (which can leave the calendar: 0001-01-01T00:00+01:00).
-                parsed = parsed.astimezone(datetime.UTC).replace(tzinfo=None)
-        except (ValueError, OverflowError):
-            raise Invalid(message) from None
-        return parsed
-
-    return convert
-
-
-def _choice(choices: tuple[str, ...], enum_class: Any) -> Converter:
-    def convert(value: Any) -> Any:
-        text = _text(value)
-        if text not in choices:
-            raise Invalid("Choose one of: " + ", ".join(choices) + ".")
-        return enum_class[text] if enum_class is not None else text
-
-    return convert
 
 
 def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
@@ -334,58 +157,58 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
     if isinstance(ctype, sqltypes.Boolean):
         # An unchecked box is "no", so a NOT NULL boolean is never "missing" from a form.
         required = False
-        kw.update(input="checkbox", convert=_boolean, schema={"type": "boolean"})
+        kw.update(input="checkbox", convert=boolean, schema={"type": "boolean"})
     elif isinstance(ctype, sqltypes.Enum):
         choices = tuple(ctype.enums)
-        kw.update(input="select", choices=choices, convert=_choice(choices, ctype.enum_class),
+        kw.update(input="select", choices=choices, convert=choice(choices, ctype.enum_class),
                   schema={"type": "string", "enum": list(choices)})
     elif isinstance(ctype, sqltypes.Integer):
-        bound = next(b for t, b in _INT_RANGES.items() if isinstance(ctype, t))
-        kw.update(input="number", step="1", convert=_integer(bound),
+        bound = next(b for t, b in INT_RANGES.items() if isinstance(ctype, t))
+        kw.update(input="number", step="1", convert=integer(bound),
                   schema={"type": "integer", "minimum": -bound, "maximum": bound - 1})
     elif isinstance(ctype, sqltypes.Float):
         comparable = False  # NOTE: single-precision columns do not round-trip
-        kw.update(input="number", step="any", convert=_float,
+        kw.update(input="number", step="any", convert=number,
                   schema={"type": "number", "minimum": -sys.float_info.max, "maximum": sys.float_info.max})
     elif isinstance(ctype, sqltypes.Numeric):
         scale = ctype.scale
         step = "1" if scale == 0 else ("0." + "0" * (scale - 1) + "1" if scale else "any")
         # NOTE: decimals travel as strings, so that no digit is lost to a float.
-        kw.update(input="number", step=step, convert=_numeric(ctype.precision, scale),
+        kw.update(input="number", step=step, convert=numeric(ctype.precision, scale),
                   schema={"type": "string", "format": "decimal",
                           "pattern": decimal_pattern(ctype.precision, scale)},
-                  mismatch=_decimal_message(ctype.precision, scale))
+                  mismatch=decimal_message(ctype.precision, scale))
     elif isinstance(ctype, sqltypes.DateTime):
-        kw.update(input="datetime-local", step="1", convert=_iso(datetime.datetime, "Enter a date and time."),
-                  schema={"type": "string", "format": "date-time"}, strict=_DATE_TIME,
+        kw.update(input="datetime-local", step="1", convert=iso(datetime.datetime, "Enter a date and time."),
+                  schema={"type": "string", "format": "date-time"}, strict=DATE_TIME,
                   mismatch="Enter a date and time with its offset, such as 2026-11-30T09:30:00Z.")
     elif isinstance(ctype, sqltypes.Date):
-        kw.update(input="date", convert=_iso(datetime.date, "Enter a date (YYYY-MM-DD)."),
-                  schema={"type": "string", "format": "date"}, strict=_DATE,
+        kw.update(input="date", convert=iso(datetime.date, "Enter a date (YYYY-MM-DD)."),
+                  schema={"type": "string", "format": "date"}, strict=DATE,
                   mismatch="Enter a date (YYYY-MM-DD).")
     elif isinstance(ctype, sqltypes.Time):
-        kw.update(input="time", step="1", convert=_matching(TIME, "Enter a time (HH:MM).", None),
+        kw.update(input="time", step="1", convert=matching(TIME, "Enter a time (HH:MM).", None),
                   schema={"type": "string", "pattern": TIME}, mismatch="Enter a time (HH:MM).")
-        kw["convert"] = _then(kw["convert"], datetime.time.fromisoformat)
+        kw["convert"] = then(kw["convert"], datetime.time.fromisoformat)
     elif kind in ("email", "url") and isinstance(ctype, sqltypes.String):
-        pattern, message = (EMAIL, _EMAIL_MESSAGE) if kind == "email" else (URL, _URL_MESSAGE)
+        pattern, message = (EMAIL, EMAIL_MESSAGE) if kind == "email" else (URL, URL_MESSAGE)
         length = min(ctype.length or 254, 254) if kind == "email" else ctype.length
         schema: dict[str, Any] = {"type": "string", "pattern": pattern}
         if length:
             schema["maxLength"] = length
-        kw.update(input=kind, maxlength=ctype.length, convert=_matching(pattern, message, length),
+        kw.update(input=kind, maxlength=ctype.length, convert=matching(pattern, message, length),
                   schema=schema, mismatch=message)
     elif isinstance(ctype, sqltypes.Text) or (
         isinstance(ctype, sqltypes.String) and ctype.length is None
     ):
-        kw.update(input="textarea", convert=_string(getattr(ctype, "length", None)),
+        kw.update(input="textarea", convert=string(getattr(ctype, "length", None)),
                   schema={"type": "string", "pattern": text_pattern})
     elif isinstance(ctype, sqltypes.String):
-        kw.update(input="text", maxlength=ctype.length, convert=_string(ctype.length),
+        kw.update(input="text", maxlength=ctype.length, convert=string(ctype.length),
                   schema={"type": "string", "pattern": text_pattern, "maxLength": ctype.length})
     else:
         comparable = False
-        kw.update(input="text", convert=_text, schema={"type": "string", "pattern": text_pattern})
+        kw.update(input="text", convert=as_text, schema={"type": "string", "pattern": text_pattern})
     if column.primary_key and not autoincrement_pk and kw["schema"].get("type") == "string" \
             and "enum" not in kw["schema"]:
         kw["schema"] = dict(kw["schema"], pattern=KEY)
@@ -405,28 +228,6 @@ def _column_field(column: Column[Any], autoincrement_pk: bool) -> Field:
         needed=needed,
         **kw,
     )
-
-
-def _decimal_message(precision: int | None, scale: int | None) -> str:
-    if not precision:
-        return 'Enter a number as a string, such as "12.50".'
-    whole = max(precision - (scale or 0), 1)
-    places = f" and at most {scale} after the point" if scale else ""
-    return f'Enter a number as a string, such as "12.50", with at most {whole} digits before{places}.'
-
-
-def _then(first: Converter, second: Callable[[Any], Any]) -> Converter:
-    def convert(value: Any) -> Any:
-        if isinstance(value, datetime.time):
-            return value
-        try:
-            return second(first(value))
-        except ValueError as exc:
-            if isinstance(exc, Invalid):
-                raise
-            raise Invalid("Enter a time (HH:MM).") from None
-
-    return convert
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int, float),
@@ -511,7 +312,7 @@ def validate(
                 errors[field.name] = str(exc)
                 continue
             key = clean[field.name]
-            if field.primary_key and isinstance(key, str) and not _ADDRESSABLE.match(key):
+            if field.primary_key and isinstance(key, str) and not ADDRESSABLE.match(key):
                 # a key the URL template cannot match could be created but never reached
                 del clean[field.name]
                 errors[field.name] = "Use only letters, digits and . _ ~ - (it is part of the address)."
