@@ -246,6 +246,8 @@ class AllowedHosts(Step):
     """
 
     checks_every = True
+    #: The verdicts kept, one per Host header value (see :meth:`check`).
+    MAX_VERDICTS = 512
 
     def __init__(self, app: WSGIApplication, hosts: Sequence[str] | None = None) -> None:
         self.app = app
@@ -253,6 +255,7 @@ class AllowedHosts(Step):
         self.any = "*" in names
         self.exact = frozenset(n for n in names if not n.startswith("."))
         self.domains = tuple(n for n in names if n.startswith("."))
+        self._verdicts: dict[str | None, bool] = {}
 
     @classmethod
     def from_project(cls, app: WSGIApplication, project: Project) -> AllowedHosts:
@@ -267,7 +270,20 @@ class AllowedHosts(Step):
         return any(host.endswith(d) or host == d[1:] for d in self.domains)
 
     def check(self, request: Request) -> None:
-        if not self.allows(request_host(request.environ)):
+        # PERF: a site sees a handful of Host values, and reading one (case, port,
+        # the grammar of a name) costs more than the rest of the request's steps:
+        # the verdict on a Host header is kept, by its exact value (on which alone
+        # request_host depends when the header is there), for a bounded number.
+        environ = request.environ
+        host = environ.get("HTTP_HOST")
+        verdict = self._verdicts.get(host)
+        if verdict is None:
+            verdict = self.allows(request_host(environ))
+            if host is not None and len(host) <= 300:
+                if len(self._verdicts) >= self.MAX_VERDICTS:
+                    self._verdicts.clear()
+                self._verdicts[host] = verdict
+        if not verdict:
             raise BadRequest("This site does not answer to that host name (see ALLOWED_HOSTS).")
 
 

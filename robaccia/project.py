@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robaccia.errors import BadRequest, HTTPException, NotFound, RobacciaError
-from robaccia.middleware import Steps
+from robaccia.middleware import _CHECKED_METHODS, Steps
 from robaccia.parsers import Limits
 from robaccia.request import Request, safe_root, site_path
 from robaccia.uritemplate import Template
@@ -170,7 +170,10 @@ class Project:
         self._engine: Engine | None = None
         self._steps: Steps | None = None
         self._nav: dict[tuple[str, str | None], tuple[dict[str, Any], ...]] = {}
-        self._direct = False  # the steps call the routes with nothing between
+        #: The routes, when the steps call them with nothing between.
+        self._direct: WSGIApplication | None = None
+        #: The class of this project's requests (see _chain).
+        self._request: type[Request] = Request
 
     def _load_settings(self) -> types.ModuleType | None:
         if not (self.root / "settings.py").is_file():
@@ -412,10 +415,18 @@ class Project:
                     self._routes = self._load_routes()
                     middleware = self.setting("MIDDLEWARE", DEFAULT_MIDDLEWARE)
                     app = compose(self._route, middleware, self)
+                    known: dict[str, Any] = {"project": self, "hooked": True}
                     # PERF: steps around everything run here, one call fewer per request.
                     if isinstance(app, Steps):
                         self._steps = app
-                        self._direct = app.app == self._route
+                        known.update(app.defaults)
+                        if app.app == self._route:
+                            self._direct = self._routes
+                    # PERF: what every request of the project starts with (the
+                    # project, the steps' attributes) is set once, on a class of
+                    # its own, instead of on each request.
+                    self._request = type("Request", (Request,), {
+                        "__module__": Request.__module__, "__qualname__": Request.__qualname__, **known})
                     self._app = app
         return self._app
 
@@ -435,44 +446,58 @@ class Project:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer a request: the project is a WSGI application."""
         app = self._app or self._chain()
-        request = Request(environ)
-        request.project = self
+        request = self._request(environ)
         script = environ.get("SCRIPT_NAME", "")
         # PERF: what Request.hook does, without the call.
-        request.hooked = True
         request._start_response = start_response
         respond = request.respond
         if script and not safe_root(script):
             request.script_root = ""
             return BadRequest("The request's SCRIPT_NAME is not a plain path.")(environ, respond)
         request._script_root = script
+        method = environ.get("REQUEST_METHOD")
         steps = self._steps
         if steps is None:
             result = app(environ, respond)
-            if environ.get("REQUEST_METHOD") == "HEAD":
-                return drop_body(result)
-            return result
-        inner: WSGIApplication = steps.app
-        if self._direct and self._routes is not None:
-            path = environ.get("PATH_INFO", "")
-            if not (path.startswith("/static/") or path in _BUILT_IN):
-                inner = self._routes  # PERF: _route would only pass it on
-        if steps.guard is None:
-            try:
-                steps.enter(request)
-            except HTTPException as refused:
-                return refused(environ, respond)
-            result = inner(environ, respond)  # type: ignore[misc]
         else:
-            try:
-                steps.enter(request)
-                result = inner(environ, respond)  # type: ignore[misc]
-            except HTTPException as exc:
-                result = exc(environ, respond)
-            except Exception:
-                result = steps.guard.error(environ, respond, sys.exc_info())
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            return drop_body(result)
+            inner: WSGIApplication = steps.app
+            direct = self._direct
+            if direct is not None:
+                path = environ.get("PATH_INFO", "")
+                if not (path.startswith("/static/") or path in _BUILT_IN):
+                    inner = direct  # PERF: _route would only pass it on
+            # PERF: what steps.enter(request) does, inline (the defaults are on
+            # the request's class already), with the method read once: no step
+            # changes it.
+            if steps.guard is None:
+                try:
+                    for check in steps.every:
+                        check(request)
+                    if steps.checks and method in _CHECKED_METHODS:
+                        for check in steps.checks:
+                            check(request)
+                except HTTPException as refused:
+                    return refused(environ, respond)
+                result = inner(environ, respond)
+            else:
+                try:
+                    for check in steps.every:
+                        check(request)
+                    if steps.checks and method in _CHECKED_METHODS:
+                        for check in steps.checks:
+                            check(request)
+                    result = inner(environ, respond)
+                except HTTPException as exc:
+                    result = exc(environ, respond)
+                except Exception:
+                    result = steps.guard.error(environ, respond, sys.exc_info())
+        if method == "HEAD":
+            result = drop_body(result)
+        if type(result) is list:
+            # PERF: the answer is whole, so no layer needs the request any more:
+            # without the environ's link to it the two are no reference cycle,
+            # and are freed at once instead of by the garbage collector.
+            environ.pop("robaccia.request", None)
         return result
 
 
@@ -509,8 +534,10 @@ def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse)
     request = environ.get("robaccia.request") or Request(environ)
     project = request.project
     if project is not None:
-        # PERF: Project.deferred_collection, inline: every collection request comes here
-        name = request.view or ""
+        # PERF: Project.deferred_collection and Request.view, inline: every
+        # collection request comes here
+        args = environ.get("wsgiorg.routing_args")
+        name = (args[1] if args is not None else environ.get("selector.vars") or {}).get("view") or ""
         return (project._views.get(name) or project.view(name))(environ, start_response)
     try:
         view = Request.of(environ).view

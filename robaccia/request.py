@@ -2,7 +2,8 @@
 
 One :class:`Request` per request, kept in ``environ['robaccia.request']``;
 :meth:`Request.of` finds it (or makes it) from any layer that has the
-environ. WebOb gives the HTTP side (cookies, ``Accept``, conditional headers);
+environ. (A project takes it out of the environ once its answer is whole:
+then no layer needs it, and the two are no reference cycle.) WebOb gives the HTTP side (cookies, ``Accept``, conditional headers);
 robaccia adds the routing (``view``, ``id``, ``noun``, ``handler``), the body
 as values, flash messages, URL building and headers that every response must
 carry::

@@ -73,6 +73,8 @@ MEMBER_HANDLERS = {"GET": "retrieve", "PUT": "update", "DELETE": "delete"}
 NOUN_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 _NONE: dict[str, str] = {}
+#: The handler table of each collection class (see Collection._handlers).
+_TABLES: dict[type, dict[Any, Any]] = {}
 _NO_VARS = b"Environment variables for wsgicollection.Collection not provided via WSGI."
 
 
@@ -108,7 +110,7 @@ class Collection:
         attributes that are not callable are never reachable from a URL).
         """
         cls = type(self)
-        table = cls.__dict__.get("_robaccia_handlers")
+        table = _TABLES.get(cls)
         if table is None:
             public = self._serve(_served(cls))
             nouns: dict[str, dict[str, str]] = {}
@@ -123,9 +125,9 @@ class Collection:
                 True: {m: n for m, n in MEMBER_HANDLERS.items() if n in public},
                 "nouns": nouns,
             }
-            # PERF: computed once per class (kept on the class itself, never on
-            # the instance); it describes the class, not a request.
-            cls._robaccia_handlers = table  # type: ignore[attr-defined]
+            # PERF: computed once per class (kept by class, never on the instance,
+            # and never a base class's: it describes the class, not a request).
+            _TABLES[cls] = table
         return table
 
     def _serve(self, names: set[str]) -> set[str]:
@@ -155,11 +157,14 @@ class Collection:
         """
         # PERF: this runs on every request: the table and the arguments are
         # read inline, without the helpers above.
-        table: Any = type(self).__dict__.get("_robaccia_handlers") or self._handlers()
+        table: Any = _TABLES.get(type(self)) or self._handlers()
         args = environ.get("wsgiorg.routing_args")
         url_vars = args[1] if args is not None else (environ.get("selector.vars") or {})
         noun = url_vars.get("noun")
-        handlers = table["nouns"].get(noun, _NONE) if noun else table[bool(url_vars.get("id"))]
+        if noun:
+            handlers = table["nouns"].get(noun, _NONE)
+        else:
+            handlers = table[True] if url_vars.get("id") else table[False]
         if not handlers:
             raise NotFound()
         method = environ.get("REQUEST_METHOD", "GET")

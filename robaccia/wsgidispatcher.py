@@ -108,7 +108,7 @@ class Route:
     :param template: the compiled URI template (None for a regex rule).
     """
 
-    __slots__ = ("name", "template", "apps", "text", "regex", "positional", "shapes")
+    __slots__ = ("name", "template", "apps", "any", "text", "regex", "whole", "positional", "shapes")
 
     def __init__(self, name: str | None, template: Template | None, apps: Mapping[str, WSGIApplication],
                  *, text: str | None = None, regex: re.Pattern[str] | None = None,
@@ -116,8 +116,12 @@ class Route:
         self.name = name
         self.template = template
         self.apps = apps
+        #: The app for any method (``_ANY_``), if there is one.
+        self.any = apps.get("_ANY_")
         self.text = text  # a plain string, matched by equality
         self.regex = regex if regex is not None else (template.regex if template else None)
+        #: The regex matches whole paths (a template that is not open-ended).
+        self.whole = template is not None and not template.open_ended
         self.positional = positional
         #: URL shapes requests have worked out for this route (see Request.member_url).
         self.shapes: dict[Any, Any] = {}
@@ -262,7 +266,7 @@ class Dispatcher:
                 m = route.regex.match(path)  # type: ignore[union-attr]
                 if m is None:
                     continue
-            app = route.apps.get(method) or route.apps.get("_ANY_")
+            app = route.apps.get(method, route.any)
             if app is None:
                 allowed.extend(name for name in route.apps if name not in allowed)
                 continue
@@ -270,18 +274,16 @@ class Dispatcher:
             if "robaccia.routes" not in environ:
                 environ["robaccia.routes"] = (self, script)
             environ["robaccia.route"] = (route, script)
+            positional: list[Any] = []
             if m is None:
-                positional: list[Any] = []
                 named: dict[str, Any] = {}
-                matched = path
+                end = -1  # the whole path
             else:
                 if route.positional:
                     groups = set(route.regex.groupindex.values())  # type: ignore[union-attr]
                     positional = [g for i, g in enumerate(m.groups(), 1) if i not in groups]
-                else:
-                    positional = []
                 named = m.groupdict()
-                matched = m.group(0)
+                end = -1 if route.whole else m.end()
             old = environ.get("wsgiorg.routing_args")
             if old is None:
                 environ["wsgiorg.routing_args"] = (positional, named)
@@ -289,9 +291,13 @@ class Dispatcher:
                 merged = dict(old[1])
                 merged.update(named)
                 environ["wsgiorg.routing_args"] = (list(old[0]) + positional, merged)
-            if matched:
-                environ["SCRIPT_NAME"] = script + matched
-                environ["PATH_INFO"] = path[len(matched):]
+            if end < 0:
+                if path:
+                    environ["SCRIPT_NAME"] = script + path
+                    environ["PATH_INFO"] = ""
+            elif end:
+                environ["SCRIPT_NAME"] = script + path[:end]
+                environ["PATH_INFO"] = path[end:]
             return app(environ, start_response)
         if allowed:
             return MethodNotAllowed(allowed)(environ, start_response)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from robaccia.middleware import CSRFProtection, FlashMessages, SecurityHeaders
 from robaccia.request import Request
@@ -162,3 +164,22 @@ def test_a_name_longer_than_dns_allows_is_refused_even_under_a_wildcard() -> Non
     too_long = "a." * 2000 + "example.com"
     assert call(site, environ=make_environ("GET", "/", headers={"Host": fits}))[0] == "200 OK"
     assert call(site, environ=make_environ("GET", "/", headers={"Host": too_long}))[0] == "400 Bad Request"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["localhost", "LOCALHOST:8000", "127.0.0.1:8000", "[::1]:80", "[::1", "",
+                                 " ", "example.com", "a.example.com.", "evil.com", "localhost:99999",
+                                 "localhost:x", "a..example.com", None]), min_size=1, max_size=30),
+       st.integers(min_value=1, max_value=4))
+def test_a_host_gets_the_same_verdict_every_time(hosts: list[str | None], room: int) -> None:
+    """The verdicts AllowedHosts keeps (a few here, to overflow) are the ones it would work out anew."""
+    from robaccia.middleware import AllowedHosts
+
+    kept = AllowedHosts(changed, ["localhost", ".example.com"])
+    kept.MAX_VERDICTS = room
+    for host in hosts:
+        environ = make_environ("GET", "/", headers={} if host is None else {"Host": host})
+        if host is None:
+            environ.pop("HTTP_HOST", None)
+        fresh = AllowedHosts(changed, ["localhost", ".example.com"])
+        assert call(kept, environ=dict(environ))[0] == call(fresh, environ=dict(environ))[0]
