@@ -10,7 +10,7 @@ import pytest
 
 import robaccia
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(robaccia.__path__, "robaccia.")
+MODULES = sorted(m.name for m in pkgutil.walk_packages(robaccia.__path__, "robaccia.")
                  if m.name != "robaccia.__main__")
 
 

@@ -1,221 +1,39 @@
-"""Migrations: change a project's tables after createdb without losing a row, with Alembic.
+"""What the migration commands do: createdb, makemigration, migrate, migrations and run's notice.
 
-A project's ``migrations/`` folder holds Alembic's environment (``env.py``,
-which calls :func:`run_environment`) and its revisions (``versions/*.py``).
-Alembic's configuration is built here, in code, so there is no alembic.ini::
+Each takes the project's :class:`~robaccia.migrations.core.Models` and returns
+what it did, for the CLI to print; a renamed column is given as TABLE.OLD:NEW::
 
-    robaccia-admin makemigration "add phone"   # compare models/*.py with the database, write a revision
-    robaccia-admin migrate                     # apply the revisions not applied yet
-    robaccia-admin migrate -1                  # undo the last one
-    robaccia-admin migrations                  # the history, and model changes not in a revision yet
-
-:func:`migrate` refuses a change that loses data (a column or table dropped,
-a type narrowed) unless it is allowed; :func:`narrows` tells the types apart::
-
-    >>> from sqlalchemy import Integer, BigInteger, String, Text
-    >>> narrows(Text(), String(30)), narrows(String(30), Text()), narrows(BigInteger(), Integer())
-    (True, False, True)
-
-Errors are :class:`MigrationError`, one sentence each, for the CLI to print.
+    >>> _parse_rename('employees.title:job_title')
+    ('employees', 'title', 'job_title')
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
 import io
 import re
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from sqlalchemy import column, create_engine, event, func, inspect, select, table
-from sqlalchemy import exc as sa_exc
-from sqlalchemy import types as sqltypes
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.schema import MetaData, Table
+from sqlalchemy import create_engine, event
 
-from robaccia.errors import RobacciaError
-from robaccia.schema import FIX, changes, comparison_options, describe, differences, type_sql
-
-__all__ = [
-    "Applied",
-    "Created",
-    "DataLossRefused",
-    "History",
-    "Loss",
-    "MigrationError",
-    "Models",
-    "add_migrations_folder",
-    "create_database",
-    "history",
-    "import_models",
-    "load_models",
-    "make_migration",
-    "migrate",
-    "narrows",
-    "run_environment",
-    "status",
-]
-
-#: The name of a revision file: 20250101_093000_1a2b3c4d5e6f_add_phone.py (in the order they were made).
-FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(second).2d_%%(rev)s_%%(slug)s"
-# Keys of Alembic's Config.attributes that env.py passes on to Alembic (see run_environment).
-_OPTIONS = "robaccia.options"
-_PLAN = "robaccia.plan"
-
-
-class MigrationError(RobacciaError):
-    """A migration that cannot be made or applied, in one sentence."""
-
-
-@dataclass(frozen=True)
-class Loss:
-    """What a migration would lose: a table (``column`` None), a column, or a column's values' width."""
-
-    table: str
-    column: str | None = None
-    change: str = "drop"  # or "VARCHAR(250) to VARCHAR(30)", say
-    count: str = ""  # "3 values", when the database could tell
-
-    def __str__(self) -> str:
-        what = f"table {self.table}" if self.column is None else f"{self.table}.{self.column}"
-        detail = ", ".join(x for x in ("dropped" if self.change == "drop" else self.change, self.count) if x)
-        return f"{what} ({detail})"
-
-
-class DataLossRefused(MigrationError):
-    """The migration would drop or narrow columns that hold data, and that was not allowed."""
-
-    def __init__(self, losses: list[Loss]) -> None:
-        self.losses = losses
-        super().__init__("Refused, as this would lose data: " + "; ".join(map(str, losses))
-                         + ". Check that it is what you want (a backup?), then run the same "
-                         "robaccia-admin migrate with --allow-data-loss.")
-
-
-# --- a project's models and Alembic's configuration ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Models:
-    """A project's tables (models/*.py) and the database they belong in (dbconfig)."""
-
-    root: Path
-    engine: Engine
-    metadata: MetaData
-    tables: tuple[Table, ...]
-
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in self.tables]
-
-
-def import_models(root: Path) -> list[Table]:
-    """Import every ``models/*.py`` of the project at ``root``; return their tables.
-
-    The project folder must be on ``sys.path`` (loading the project puts it there).
-    """
-    tables: list[Table] = []
-    for path in sorted((root / "models").glob("*.py")):
-        if path.stem.startswith("_"):
-            continue
-        module = importlib.import_module(f"models.{path.stem}")
-        tables.extend(v for v in vars(module).values() if isinstance(v, Table) and v not in tables)
-    return tables
-
-
-def load_models(root: Path) -> Models:
-    """Import the project's dbconfig and models."""
-    try:
-        dbconfig = importlib.import_module("dbconfig")
-    except sa_exc.ArgumentError as exc:  # a malformed URL or an unknown dialect
-        raise MigrationError(f"The database URL is not valid: {exc}") from None
-    return Models(root, dbconfig.engine, dbconfig.metadata, tuple(import_models(root)))
-
-
-def add_migrations_folder(root: Path) -> list[Path]:
-    """Give a project made before migrations its ``migrations/`` folder; return the files written."""
-    from robaccia import scaffold
-
-    if (root / "migrations").exists():
-        return []
-    source = scaffold.TEMPLATES / "project" / "migrations"
-    return scaffold._write_all(scaffold._tree(source, root / "migrations", {"name": root.name}))
-
-
-def _config(models: Models, output: TextIO | None = None, **attributes: Any) -> Any:
-    from alembic.config import Config
-
-    folder = models.root / "migrations"
-    if not (folder / "env.py").is_file():
-        raise MigrationError(f"{folder} has no env.py: this project has no migrations folder "
-                             "(robaccia-admin createdb or makemigration adds one).")
-    # NOTE: quiet, or Alembic prints "Generating ..." itself; the CLI says what was written.
-    config = Config(output_buffer=output, cmd_opts=argparse.Namespace(quiet=True))
-    config.set_main_option("script_location", str(folder))
-    config.set_main_option("file_template", FILE_TEMPLATE)
-    config.set_main_option("truncate_slug_length", "40")
-    config.attributes.update(attributes)
-    return config
-
-
-def _scripts(models: Models) -> Any:
-    """Alembic's view of migrations/versions, read (a revision whose predecessor is missing fails here)."""
-    from alembic.script import ScriptDirectory
-    from alembic.util import CommandError
-
-    scripts = ScriptDirectory.from_config(_config(models))
-    try:
-        scripts.get_heads()
-    except (CommandError, KeyError) as exc:
-        missing = f"a revision names {exc} as the one before it, and no file in it is that revision" \
-            if isinstance(exc, KeyError) else str(exc)
-        raise MigrationError(f"migrations/versions cannot be read: {missing}.") from None
-    return scripts
-
-
-@contextlib.contextmanager
-def _connect(engine: Engine) -> Iterator[Connection]:
-    try:
-        conn = engine.connect()
-    except sa_exc.DBAPIError as exc:
-        raise MigrationError(f"Could not reach the database: {_reason(exc)}") from None
-    with conn:
-        yield conn
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def _alembic_errors(doing: str) -> Iterator[None]:
-    """Alembic's and the driver's errors as MigrationError."""
-    from alembic.util import CommandError
-
-    try:
-        yield
-    except CommandError as exc:
-        raise MigrationError(f"Could not {doing}: {exc}") from None
-    except sa_exc.DBAPIError as exc:
-        raise MigrationError(f"Could not {doing}: {_reason(exc)}") from None
-
-
-def _state(conn: Connection, models: Models) -> tuple[tuple[str, ...] | None, list[str]]:
-    """The database's revisions (None: never stamped) and which model tables it has."""
-    from alembic.migration import MigrationContext
-
-    inspector = inspect(conn)
-    context = MigrationContext.configure(conn)
-    versioned = inspector.has_table(context.version_table)
-    heads = tuple(context.get_current_heads()) if versioned else None
-    return heads, [t.name for t in models.tables if inspector.has_table(t.name, schema=t.schema)]
-
+from robaccia.migrations.core import (
+    _OPTIONS,
+    _PLAN,
+    DataLossRefused,
+    Loss,
+    MigrationError,
+    Models,
+    _alembic_errors,
+    _config,
+    _connect,
+    _counted,
+    _reason,
+    _scripts,
+    _state,
+)
+from robaccia.schema import FIX, changes, describe, differences, type_sql
 
 # --- createdb -----------------------------------------------------------------------------------
 
@@ -512,54 +330,6 @@ def _with_literals(statement: str, parameters: Any) -> str:
     return re.sub(r"\?", literal, statement) if parameters else statement
 
 
-def _counted(engine: Engine, loss: Loss) -> Loss:
-    """``loss`` with how many rows or values it would lose (left as it is when the database cannot tell)."""
-    target = table(loss.table, *([column(loss.column)] if loss.column else []))
-    query = select(func.count()).select_from(target)
-    if loss.column is not None:
-        query = query.where(target.c[loss.column].isnot(None))
-    try:
-        with engine.connect() as conn:
-            count = conn.execute(query).scalar_one()
-    except sa_exc.SQLAlchemyError:
-        return loss
-    unit = "row" if loss.column is None else "value"
-    return Loss(loss.table, loss.column, loss.change, f"{count} {unit}{'' if count == 1 else 's'}")
-
-
-_INTEGER_SIZE = ((sqltypes.SmallInteger, 2), (sqltypes.BigInteger, 8), (sqltypes.Integer, 4))
-
-
-def narrows(old: Any, new: Any) -> bool:
-    """Tell whether a value of type ``old`` might not fit type ``new`` (unknown ``old``: it might)."""
-    if old is None:
-        return True
-    old = old() if isinstance(old, type) else old
-    new = new() if isinstance(new, type) else new
-    if isinstance(new, sqltypes.String) and new.length is None and not isinstance(new, sqltypes.Enum):
-        return False  # unbounded text holds any value written as text
-    if isinstance(old, sqltypes.String) and isinstance(new, sqltypes.String) and new.length is not None:
-        return old.length is None or new.length < old.length
-    if isinstance(old, sqltypes.Integer) and isinstance(new, sqltypes.Integer):
-        return _integer_size(new) < _integer_size(old)
-    if isinstance(old, sqltypes.Float) and isinstance(new, sqltypes.Float):
-        return isinstance(old, sqltypes.Double) and not isinstance(new, sqltypes.Double)
-    if isinstance(old, sqltypes.Numeric) and isinstance(new, sqltypes.Numeric) \
-            and not isinstance(old, sqltypes.Float) and not isinstance(new, sqltypes.Float):
-        if new.precision is None:
-            return False
-        old_scale, new_scale = old.scale or 0, new.scale or 0
-        return old.precision is None or new_scale < old_scale \
-            or new.precision - new_scale < old.precision - old_scale
-    if isinstance(old, sqltypes.Date) and isinstance(new, sqltypes.DateTime):
-        return False
-    return type(old) is not type(new)
-
-
-def _integer_size(type_: Any) -> int:
-    return next(size for kind, size in _INTEGER_SIZE if isinstance(type_, kind))
-
-
 # --- migrations, and run's notice ---------------------------------------------------------------
 
 
@@ -605,112 +375,3 @@ def status(models: Models) -> list[str]:
         return []
     return (["The database does not match the models (pages that need what it lacks will fail):"]
             + [f"  {line}" for line in found] + [f"Record and apply the change: {FIX}."])
-
-
-# --- env.py -------------------------------------------------------------------------------------
-
-
-def run_environment(context: Any, engine: Engine, metadata: MetaData) -> None:
-    """Run Alembic for a project: what its ``migrations/env.py`` calls with its engine and models.
-
-    Offline (``--sql``), the SQL goes to the output; online, the migration
-    runs on one connection. On SQLite foreign keys are off while it runs (batch
-    mode drops and recreates tables, which would cascade).
-    """
-    config = context.config
-    options = comparison_options(metadata)
-    options.update(config.attributes.get(_OPTIONS, {}))
-    if context.is_offline_mode():
-        context.configure(url=engine.url, literal_binds=True, **options)
-        migration = context.get_context()
-        migration.impl = _Impl(migration.impl, plan=config.attributes.get(_PLAN))
-        with context.begin_transaction():
-            context.run_migrations()
-        return
-    given = config.attributes.get("connection")
-    with contextlib.nullcontext(given) if given is not None else _connect(engine) as conn:
-        sqlite = conn.dialect.name == "sqlite"
-        if sqlite:
-            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            conn.commit()
-        try:
-            context.configure(connection=conn, **options)
-            if sqlite:
-                migration = context.get_context()
-                migration.impl = _Impl(migration.impl, reader=conn)
-            with context.begin_transaction():
-                context.run_migrations()
-            conn.commit()
-        finally:
-            if sqlite:
-                conn.rollback()
-                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                conn.commit()
-
-
-class _Impl:
-    """Alembic's DDL implementation for one run, with robaccia's additions.
-
-    * ``plan``: a list to record each change that loses data in; the SQL goes
-      nowhere, and batch mode never rebuilds a table (so planning needs no
-      live table);
-    * ``reader``: the migration's connection, on SQLite: a table that batch
-      mode rebuilds keeps AUTOINCREMENT and its sequence (a deleted row's id
-      is never given again).
-    """
-
-    def __init__(self, impl: Any, *, plan: list[Loss] | None = None, reader: Connection | None = None) -> None:
-        self._impl = impl
-        self._plan = plan
-        self._reader = reader
-        self._sequences: dict[str, int] = {}
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._impl, name)
-
-    def requires_recreate_in_batch(self, batch_op: Any) -> bool:
-        return self._plan is None and bool(self._impl.requires_recreate_in_batch(batch_op))
-
-    def drop_table(self, table: Table, **kw: Any) -> None:
-        if self._plan is not None:
-            self._plan.append(Loss(table.name))
-            return
-        self._impl.drop_table(table, **kw)
-
-    def drop_column(self, table_name: str, column: Any, *args: Any, **kw: Any) -> None:
-        if self._plan is not None:
-            self._plan.append(Loss(table_name, column.name))
-            return
-        self._impl.drop_column(table_name, column, *args, **kw)
-
-    def alter_column(self, table_name: str, column_name: str, **kw: Any) -> None:
-        if self._plan is not None:
-            new, old = kw.get("type_"), kw.get("existing_type")
-            if new is not None and narrows(old, new):
-                dialect = self._impl.dialect
-                change = f"{type_sql(old, dialect) if old is not None else '?'} to {type_sql(new, dialect)}"
-                self._plan.append(Loss(table_name, column_name, change))
-            return
-        self._impl.alter_column(table_name, column_name, **kw)
-
-    def prep_table_for_batch(self, batch_impl: Any, table: Table) -> None:
-        self._impl.prep_table_for_batch(batch_impl, table)
-        if self._reader is None:
-            return
-        sql = self._reader.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)).scalar()
-        if sql and "AUTOINCREMENT" in sql.upper():
-            batch_impl.new_table.dialect_kwargs["sqlite_autoincrement"] = True
-            seq = self._reader.exec_driver_sql(
-                "SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)).scalar()
-            if seq:
-                self._sequences[table.name] = int(seq)
-
-    def rename_table(self, old: str, new: str, **kw: Any) -> None:
-        self._impl.rename_table(old, new, **kw)
-        seq = self._sequences.pop(new, None)
-        if seq is not None:  # the rebuilt table goes on from where the old one was
-            sequence = table("sqlite_sequence", column("name"), column("seq"))
-            self._impl._exec(sequence.delete().where(sequence.c.name == new))
-            self._impl._exec(sequence.insert().values(name=new, seq=seq))
-
