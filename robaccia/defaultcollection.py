@@ -152,7 +152,7 @@ class DefaultCollection(Collection):
             result = self.default_result(environ, start_response, name)
         if isinstance(result, dict):
             return self.representation.page(self, environ, start_response, name, result)
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)  # PERF: Request.of, inline
         if request.started and not isinstance(result, (str, bytes, int, float, dict)):
             return result
         if callable(result) and not isinstance(result, type):

@@ -203,7 +203,7 @@ class DefaultModelCollection(DefaultCollection):
 
     def rows(self, environ: WSGIEnvironment) -> Rows:
         """This request's view of the table: every statement passes :meth:`query`."""
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)  # PERF: Request.of, inline
         engine = self.engine or (request.project.engine if request.project is not None else None)
         if engine is None or self.table is None:
             raise RuntimeError(f"{type(self).__name__} has no database engine: give engine=, or serve "
@@ -279,7 +279,7 @@ class DefaultModelCollection(DefaultCollection):
 
     def create(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
         """Validate the body, insert it, answer with the new row (or the errors)."""
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)  # PERF: Request.of, inline
         request.collection_url  # noqa: B018 (NOTE: the URLs it answers with must build before a write)
         values = request.values
         clean, errors = self._convert(environ, values, creating=True)
@@ -327,7 +327,7 @@ class DefaultModelCollection(DefaultCollection):
 
     def _convert(self, environ: WSGIEnvironment, values: Mapping[str, Any],
                  creating: bool) -> tuple[dict[str, Any], dict[Any, str]]:
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)  # PERF: Request.of, inline
         clean, errors = validate(self.fields, values, creating=creating, form=request.is_form)
         if errors:
             return clean, dict(errors)
@@ -407,7 +407,7 @@ class DefaultModelCollection(DefaultCollection):
         return {}
 
     def respond(self, environ: WSGIEnvironment, start_response: StartResponse) -> Any:
-        request = Request.of(environ)
+        request = environ.get("robaccia.request") or Request(environ)  # PERF: Request.of, inline
         method = environ.get("REQUEST_METHOD", "GET")
         if method in _UNSAFE:
             limits = self.limits or (request.project.limits if request.project is not None else None)

@@ -289,38 +289,37 @@ def validate(
     """
     clean: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    known = set()
     for field in fields:
-        known.add(field.name)
+        name = field.name  # PERF: read once; this runs for every field of every write
         if not field.writable or (field.primary_key and not creating):
-            if not form and field.name in values:
-                errors[field.name] = ("The server sets this field: leave it out." if not field.writable
-                                      else "The key is part of the address and cannot change: leave it out.")
+            if not form and name in values:
+                errors[name] = ("The server sets this field: leave it out." if not field.writable
+                                else "The key is part of the address and cannot change: leave it out.")
             continue
-        if field.name in values:
-            raw = values[field.name]
-            if raw is None or (isinstance(raw, str) and raw.strip() == "" and (
+        if name in values:
+            raw = values[name]
+            if raw is None or (isinstance(raw, str) and not raw.strip() and (
                     field.input != "checkbox" if form else field.strict is not None and field.strict.search(raw))):
                 if field.nullable and not field.primary_key:
-                    clean[field.name] = None
+                    clean[name] = None
                 elif not form or not (creating and not field.needed and not field.primary_key):
-                    errors[field.name] = "This field is required."
+                    errors[name] = "This field is required."
                 continue
             try:
-                clean[field.name] = field.convert(raw) if form else json_value(field, raw)
+                key = clean[name] = field.convert(raw) if form else json_value(field, raw)
             except Invalid as exc:
-                errors[field.name] = str(exc)
+                errors[name] = str(exc)
                 continue
-            key = clean[field.name]
             if field.primary_key and isinstance(key, str) and not ADDRESSABLE.match(key):
                 # a key the URL template cannot match could be created but never reached
-                del clean[field.name]
-                errors[field.name] = "Use only letters, digits and . _ ~ - (it is part of the address)."
+                del clean[name]
+                errors[name] = "Use only letters, digits and . _ ~ - (it is part of the address)."
         elif form and field.input == "checkbox":
-            clean[field.name] = False
+            clean[name] = False
         elif creating and (field.needed or field.primary_key):
-            errors[field.name] = "This field is required."
+            errors[name] = "This field is required."
     if not form:
+        known = {field.name for field in fields}
         for key in values:
             if key not in known:
                 errors[str(key)[:100]] = "Unknown field."

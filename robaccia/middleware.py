@@ -428,7 +428,10 @@ class FlashMessages(Step):
         """Set the cookie for the messages this request flashed, or clear the ones it read."""
         out = request.flash_out
         if out:
-            value = "&".join(_cookie_quote(m[: self.MAX_LENGTH]) for m in out[-self.MAX_MESSAGES:])
+            if len(out) == 1:  # PERF: the usual one message, without a generator
+                value = _cookie_quote(out[0][: self.MAX_LENGTH])
+            else:
+                value = "&".join(_cookie_quote(m[: self.MAX_LENGTH]) for m in out[-self.MAX_MESSAGES:])
             headers.append(("Set-Cookie", f"{self.COOKIE}={self.signer.sign(value)}{self.flags(request)}"))
             request.personal = True
         elif request.__dict__.get("_flash_read"):

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote_to_bytes
 
 from robaccia.errors import BadRequest, HTTPError, PayloadTooLarge, UnsupportedMediaType
 
@@ -97,9 +97,11 @@ def _read(stream: Any, size: int) -> bytes:
 
 def read_body(environ: WSGIEnvironment, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """Read the request body once, within ``limits``; later calls reuse it."""
-    from robaccia.request import Request
+    request = environ.get("robaccia.request")
+    if request is None:
+        from robaccia.request import Request  # NOTE: here, as request.py imports this module
 
-    request = Request.of(environ)
+        request = Request(environ)
     cached: bytes | None = request.__dict__.get("_body")
     if cached is not None:
         return cached
@@ -145,7 +147,9 @@ def form_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str,
     else:
         text = body
     # PERF: parse_qsl's rules (blank values kept, "+" is a space, strict
-    # UTF-8), but only fields that hold a "%" go through unquote.
+    # UTF-8), but only names and values that hold a "%" are unquoted; the text
+    # is ASCII, for which unquote(s, "utf-8", "strict") is this, without its
+    # search for non-ASCII runs.
     values: dict[str, Any] = {}
     try:
         for piece in text.split("&"):
@@ -156,8 +160,10 @@ def form_parser(body: bytes | str, limits: Limits = DEFAULT_LIMITS) -> dict[str,
                 name = name.replace("+", " ")
                 value = value.replace("+", " ")
             if "%" in piece:
-                name = unquote(name, "utf-8", "strict")
-                value = unquote(value, "utf-8", "strict")
+                if "%" in name:
+                    name = unquote_to_bytes(name).decode("utf-8", "strict")
+                if "%" in value:
+                    value = unquote_to_bytes(value).decode("utf-8", "strict")
             values[name] = value
     except UnicodeDecodeError:
         raise BadRequest("The form is not valid UTF-8.") from None

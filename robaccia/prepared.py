@@ -47,6 +47,7 @@ exceptions, and a lost connection invalidates the pool, as
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy
@@ -127,6 +128,9 @@ class Prepared:
         self._slots = tuple((name, name if self._positional else escaped.get(name, name),
                              processors.get(name)) for name in names)
         self._plain = all(process is None for _, _, process in self._slots)
+        # PERF: a plain positional statement's values taken in C (itemgetter, for
+        # two names or more, raises the same KeyError for the first missing one)
+        self._take = itemgetter(*names) if self._plain and self._positional and len(names) > 1 else None
         self._defaults = {name: bind.value for bind, name in binds.items() if not bind.required}
         self._columns = [(key, type_) for key, _name, _objs, type_ in compiled._result_columns]
         self._keys = tuple(key for key, _ in self._columns)
@@ -167,15 +171,18 @@ class Prepared:
         autocommit = self.autocommit and many is not None  # never for a write
         try:
             dbapi = fairy.dbapi_connection
+            assert dbapi is not None  # a checked-out fairy has one (fairy.cursor() asserts it too)
             if autocommit:
-                dbapi.autocommit = True  # type: ignore[union-attr]
+                dbapi.autocommit = True
             try:
                 cursor = fairy.cursor()
                 cursor.execute(self.sql, args)
                 if many is None:
                     rows = self._rows(cursor, cursor.fetchall()) if cursor.description else []
                     outcome = Outcome(cursor.rowcount, getattr(cursor, "lastrowid", None), rows)
-                    fairy.commit()
+                    # PERF: what fairy.commit() calls (through the fairy's __getattr__,
+                    # after a failed lookup that formats an AttributeError)
+                    dbapi.commit()
                     return outcome
                 if many:
                     return self._rows(cursor, cursor.fetchall())
@@ -184,7 +191,7 @@ class Prepared:
             finally:
                 if autocommit:
                     try:
-                        dbapi.autocommit = False  # type: ignore[union-attr]
+                        dbapi.autocommit = False
                     except self._error:
                         # never back in the pool still autocommitting
                         fairy.invalidate()
@@ -205,6 +212,8 @@ class Prepared:
         try:
             if self._plain:
                 if self._positional:
+                    if self._take is not None:
+                        return self._take(params)
                     return tuple([params[name] for name, _, _ in self._slots])
                 return {driver: params[name] for name, driver, _ in self._slots}
             values = [(driver, params[name] if process is None or params[name] is None

@@ -100,9 +100,10 @@ class Templates:
         from genshi.template import TemplateLoader
 
         loader = TemplateLoader([self.directory], auto_reload=self.debug, max_cache_size=200)
+        load = loader.load if self.debug else _kept(loader.load)
 
         def render(name: str, context: Mapping[str, Any]) -> bytes:
-            stream = loader.load(name).generate(**context)
+            stream = load(name).generate(**context)
             return stream.render("html", encoding="utf-8")  # type: ignore[no-any-return]
 
         return render
@@ -122,15 +123,37 @@ class Templates:
             undefined=jinja2.StrictUndefined if self.debug else jinja2.ChainableUndefined,
         )
         self.jinja_env = env
+        load = env.get_template if self.debug else _kept(env.get_template)
 
         def render(name: str, context: Mapping[str, Any]) -> bytes:
-            return env.get_template(name).render(context).encode()
+            return load(name).render(context).encode()  # type: ignore[no-any-return]
 
         return render
 
     def render(self, name: str, context: Mapping[str, Any]) -> bytes:
         """Render the template ``name`` (relative to the folder) to UTF-8."""
         return self._render(name if _SLASH else name.replace(os.sep, "/"), context)
+
+
+def _kept(load: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``load``, keeping what it gives per name (at most 400 names).
+
+    PERF: with auto_reload off an engine's loader gives the same template for
+    a name every time, from a cache behind a lock; kept here, a page skips
+    that lookup (the engine still finds the layout a page extends).
+    """
+    kept: dict[str, Any] = {}
+
+    def kept_load(name: str) -> Any:
+        template = kept.get(name)
+        if template is None:
+            template = load(name)
+            if len(kept) >= 400:
+                kept.clear()
+            kept[name] = template
+        return template
+
+    return kept_load
 
 
 _lock = threading.Lock()
@@ -183,8 +206,11 @@ def render(
         start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [body]
     given = {name.lower() for name, _ in headers}
-    out = [h for h in (("Content-Type", content_type), ("Content-Length", str(len(body))))
-           if h[0].lower() not in given]
+    out = []
+    if "content-type" not in given:
+        out.append(("Content-Type", content_type))
+    if "content-length" not in given:
+        out.append(("Content-Length", str(len(body))))
     out.extend(headers)
     start_response(status, out)
     return [body]

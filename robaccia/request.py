@@ -3,8 +3,9 @@
 One :class:`Request` per request, kept in ``environ['robaccia.request']``;
 :meth:`Request.of` finds it (or makes it) from any layer that has the
 environ. (A project takes it out of the environ once its answer is whole:
-then no layer needs it, and the two are no reference cycle.) WebOb gives the HTTP side (cookies, ``Accept``, conditional headers);
-robaccia adds the routing (``view``, ``id``, ``noun``, ``handler``), the body
+then no layer needs it, and the two are no reference cycle.) WebOb gives
+the HTTP side (cookies, ``Accept``, conditional headers); robaccia adds the
+routing (``view``, ``id``, ``noun``, ``handler``), the body
 as values, flash messages, URL building and headers that every response must
 carry::
 
@@ -29,10 +30,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, quote
 
 from webob.request import BaseRequest
 
-from robaccia.errors import RobacciaError
+from robaccia.errors import BadRequest, RobacciaError
+from robaccia.parsers import parse
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIEnvironment
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
     from robaccia.project import Project
 
 __all__ = ["Request", "UnsafeURLError", "site_path"]
+
+# PERF: the request path imports nothing inside functions: in CPython 3.11 each
+# "from module import name" run there looks for the module's __path__ and
+# formats the AttributeError it does not find (a few thousand instructions).
 
 #: What a path robaccia emits may hold: RFC 3986 path characters and "%".
 _SITE_PATH = re.compile(r"/(?![/\\])[A-Za-z0-9\-._~!$&'()*+,;=:@%/]*(?:\?[^\s#\\]*)?\Z")
@@ -51,6 +58,10 @@ SendHook = Callable[["Request", list[tuple[str, str]]], None]
 #: Response header names, as apps usually spell them, that no layer replaces.
 _USUAL = frozenset({"Content-Type", "Content-Length", "ETag", "Location", "Set-Cookie", "Link",
                     "Cache-Control", "Vary", "Allow", "Retry-After", "Last-Modified", "Date"})
+#: Header names, as usually spelled, that are no spelling of Cache-Control.
+_NOT_CACHE_CONTROL = (_USUAL - {"Cache-Control"}) | {
+    "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy",
+    "Strict-Transport-Security"}
 
 
 _SIMPLE_COOKIES = re.compile(r"(?:[A-Za-z0-9_.-]+=[A-Za-z0-9!#$%&'*+\-.^_`|~:/?@=]*(?:; ?(?=.)|\Z))+\Z").match
@@ -192,10 +203,6 @@ class Request(BaseRequest):
         """The query string's fields (the last of a repeated one wins); 400 if unreadable."""
         cached = self.__dict__.get("_query")
         if cached is None:
-            from urllib.parse import parse_qsl
-
-            from robaccia.errors import BadRequest
-
             try:
                 cached = dict(parse_qsl(self.environ.get("QUERY_STRING", ""), keep_blank_values=True,
                                         max_num_fields=max_fields, errors="strict"))
@@ -211,8 +218,6 @@ class Request(BaseRequest):
     def read_values(self, default: Any = None, limits: Any = None) -> dict[str, Any]:
         """Parse the body once (by its Content-Type; ``default`` parses one sent without)."""
         if self._values is None:
-            from robaccia.parsers import parse
-
             if limits is None:
                 limits = self.project.limits if self.project is not None else None
             self._values, self._is_form = parse(self.environ, default, limits)
@@ -301,7 +306,9 @@ class Request(BaseRequest):
             hook(self, out)
         if self.personal:
             for name, _ in out:
-                if name == "Cache-Control" or (name not in _USUAL and name.lower() == "cache-control"):
+                if name in _NOT_CACHE_CONTROL:
+                    continue  # PERF: the usual names, without lower()
+                if name.lower() == "cache-control":
                     break
             else:
                 out.append(("Cache-Control", "private, no-store"))
@@ -414,8 +421,6 @@ class Request(BaseRequest):
 
     def _fallback_url(self, values: dict[str, Any]) -> str:
         """A collection URL for a request no template routed (a bare collection)."""
-        from urllib.parse import quote
-
         view = self.view
         base = (self.script_root + f"/{view}/") if view else self.script_root + "/"
         if values.get("id") is not None:
@@ -458,9 +463,8 @@ class Request(BaseRequest):
         matched = self.environ.get("robaccia.route")
         if matched is not None and matched[0].template is not None:
             route, script = matched
-            names = route.template._names
-            key = (script, *sorted((k, v) for k, v in self.routing.items()
-                                   if k in names and k not in ("id", "noun")))
+            # NOTE: a name routing lacks is None to it, as to expansion
+            key = (script, *map(self.routing.get, route.others))
             shapes = route.shapes
             shape = shapes.get(key)
             if shape is None:
@@ -485,7 +489,5 @@ class Request(BaseRequest):
     def static_url(self, path: str) -> str:
         """The URL of a file below the project's static/ folder."""
         if not _PLAIN_PATH(path):
-            from urllib.parse import quote
-
             path = quote(path, safe="/-._~")
         return site_path(self.script_root + "/static/" + path)

@@ -108,7 +108,8 @@ class Route:
     :param template: the compiled URI template (None for a regex rule).
     """
 
-    __slots__ = ("name", "template", "apps", "any", "text", "regex", "whole", "positional", "shapes")
+    __slots__ = ("name", "template", "apps", "any", "text", "regex", "whole", "positional", "shapes",
+                 "others")
 
     def __init__(self, name: str | None, template: Template | None, apps: Mapping[str, WSGIApplication],
                  *, text: str | None = None, regex: re.Pattern[str] | None = None,
@@ -125,6 +126,9 @@ class Route:
         self.positional = positional
         #: URL shapes requests have worked out for this route (see Request.member_url).
         self.shapes: dict[Any, Any] = {}
+        #: The template's names but id and noun, sorted: the values a URL shape is kept by.
+        self.others = tuple(sorted(n for n in template.variables if n not in ("id", "noun"))) \
+            if template is not None else ()
 
     def build(self, values: Mapping[str, Any]) -> str:
         """Return the path of this route for these values."""
