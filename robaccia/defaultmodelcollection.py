@@ -380,7 +380,7 @@ class DefaultModelCollection(DefaultCollection):
                 "etag": None, "errors": _NO_ERRORS, "message": "", "data": (), "sort": "",
                 "limit": None, "start": 0, "end": 0, "next_url": None, "prev_url": None,
             }
-        return constants  # type: ignore[no-any-return]
+        return constants
 
     def json_body(self, context: Mapping[str, Any]) -> Any:
         """A member's row, a page's ``data``/``next``/``prev``, plus any keys a handler added."""

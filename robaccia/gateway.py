@@ -223,7 +223,7 @@ class Rows:
             row = conn.execute(self._one(pk)).first()
             if row is None:  # the change moved it out of this request's view
                 raise NotFound()
-            return row._asdict()  # type: ignore[no-any-return]
+            return row._asdict()
 
     def delete_if(self, pk: Any, precondition: str | None) -> None:
         """Delete a row (if it still matches ``precondition``).

@@ -31,6 +31,7 @@ import base64
 import binascii
 import enum
 import json
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,7 @@ class Cursor:
             for text in (key, value):
                 if isinstance(text, str):
                     text.encode("utf-8")  # a lone surrogate is no character: UnicodeEncodeError
-            fields = {f.name: f for f in describe(pk.table)}  # type: ignore[arg-type]
+            fields = {f.name: f for f in describe(pk.table)}
             key = fields[pk.name].convert(key)
             if not is_null and column is not pk:
                 value = fields[column.name].convert(value)
@@ -186,7 +187,7 @@ class PageQuery:
 
     def _after(self, cursor: Cursor, forward_desc: bool, narrow: Narrow | None) -> Any:
         pk, column = self.pk, self.column
-        greater = (lambda a, b: a < b) if forward_desc else (lambda a, b: a > b)
+        greater = operator.lt if forward_desc else operator.gt
         if column is pk:
             return greater(pk, cursor.key)
         if cursor.is_null:

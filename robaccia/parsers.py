@@ -345,7 +345,8 @@ def parse(
     if mtype == MULTIPART:
         return multipart_parser(environ, body, limits), True
     if mtype in _BY_TYPE or (mtype.startswith("application/") and mtype.endswith("+json")):
-        return _BY_TYPE.get(mtype, json_parser)(body, limits), mtype == FORM
+        parse_as: Callable[[bytes, Limits], dict[str, Any]] = _BY_TYPE.get(mtype, json_parser)
+        return parse_as(body, limits), mtype == FORM
     if not mtype and default is not None:
         return default(body, limits), default is form_parser
     raise UnsupportedMediaType(f"Send {FORM}, {MULTIPART} or {JSON}.")

@@ -332,7 +332,7 @@ class Project:
         from webob.static import FileApp
 
         _drop_unreadable_conditions(environ)
-        return FileApp(full, cache_control="public, max-age=3600")(environ, start_response)  # type: ignore[no-any-return]
+        return FileApp(full, cache_control="public, max-age=3600")(environ, start_response)
 
     def unrouted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """What answers when the project's routes match nothing: ``/``, ``/<view>`` or 404."""

@@ -126,7 +126,7 @@ class Templates:
         load = env.get_template if self.debug else _kept(env.get_template)
 
         def render(name: str, context: Mapping[str, Any]) -> bytes:
-            return load(name).render(context).encode()  # type: ignore[no-any-return]
+            return load(name).render(context).encode()
 
         return render
 

@@ -109,8 +109,10 @@ class HTMLRepresentation(Representation):
         full = collection.standard_context(environ)
         full.update(context)
         out = page_headers(environ, full) + list(headers)
-        return collection.renderer(environ, start_response, template_name(environ, handler, self.ext),
-                                   full, out or None, status)  # type: ignore[no-any-return]
+        page: Iterable[bytes] = collection.renderer(environ, start_response,
+                                                    template_name(environ, handler, self.ext),
+                                                    full, out or None, status)
+        return page
 
     def created(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
                 row: dict[str, Any]) -> Iterable[bytes]:
@@ -164,8 +166,10 @@ class JSONRepresentation(Representation):
              handler: str, context: Mapping[str, Any], status: str = "200 OK",
              headers: Iterable[tuple[str, str]] = ()) -> Iterable[bytes]:
         out = page_headers(environ, context) + list(headers)
-        return collection.renderer(environ, start_response, template_name(environ, handler, self.ext),
-                                   collection.json_body(context), out or None, status)  # type: ignore[no-any-return]
+        page: Iterable[bytes] = collection.renderer(environ, start_response,
+                                                    template_name(environ, handler, self.ext),
+                                                    collection.json_body(context), out or None, status)
+        return page
 
     def _row(self, collection: Any, environ: WSGIEnvironment, start_response: StartResponse,
              handler: str, row: dict[str, Any], status: str, headers: Headers) -> Iterable[bytes]:

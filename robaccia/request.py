@@ -84,7 +84,8 @@ def _parse_cookies(header: str | None) -> dict[str, str]:
             if name not in jar:
                 jar[name] = value
         return jar
-    from webob.cookies import parse_cookie
+    # NOTE: public in WebOb (its own cookie parser), absent from its type stubs
+    from webob.cookies import parse_cookie  # type: ignore[attr-defined]
 
     if not header.isascii():  # a WSGI header is latin-1; anything past that is noise
         header = header.encode("latin-1", "replace").decode("latin-1")
@@ -167,7 +168,7 @@ class Request(BaseRequest):
         req = environ.get("robaccia.request")
         if req is None:
             req = cls(environ)
-        return req  # type: ignore[no-any-return]
+        return req
 
     # --- routing ------------------------------------------------------------------
 
@@ -211,7 +212,7 @@ class Request(BaseRequest):
             except ValueError:
                 raise BadRequest("Too many query parameters.") from None
             self.__dict__["_query"] = cached
-        return cached  # type: ignore[no-any-return]
+        return cached
 
     # --- the body -----------------------------------------------------------------
 
@@ -244,7 +245,7 @@ class Request(BaseRequest):
         jar = self.__dict__.get("_jar")
         if jar is None:
             jar = self.__dict__["_jar"] = _parse_cookies(self.environ.get("HTTP_COOKIE"))
-        return jar.get(name)  # type: ignore[no-any-return]
+        return jar.get(name)
 
     # --- what the response carries --------------------------------------------------
 
@@ -383,7 +384,7 @@ class Request(BaseRequest):
         if root is None:
             routes = self.environ.get("robaccia.routes")
             root = routes[1] if routes is not None else ""
-        return root  # type: ignore[no-any-return]
+        return root
 
     @script_root.setter
     def script_root(self, value: str) -> None:
@@ -456,10 +457,11 @@ class Request(BaseRequest):
         view), a bounded number: they are the same for every request to a
         collection.
         """
-        shape = self.__dict__.get("_url_shape", False)
-        if shape is not False:
-            return shape  # type: ignore[no-any-return]
-        shape = None
+        known = self.__dict__
+        if "_url_shape" in known:
+            kept: tuple[str, str, str, Any] | None = known["_url_shape"]
+            return kept
+        shape: tuple[str, str, str, Any] | None = None
         matched = self.environ.get("robaccia.route")
         if matched is not None and matched[0].template is not None:
             route, script = matched

@@ -276,9 +276,9 @@ def sample_row(table: Table, engine: Engine | None = None, *, n: int | None = No
             if engine is None:
                 raise ValueError(f"{table.name}.{column.name} needs a referenced row: give engine=")
             target = next(iter(column.foreign_keys)).column
-            parent = typed(target.table, sample_row(target.table, engine))  # type: ignore[arg-type]
+            parent = typed(target.table, sample_row(target.table, engine))
             with engine.begin() as conn:
-                inserted = conn.execute(insert(target.table).values(parent)).inserted_primary_key  # type: ignore[arg-type]
+                inserted = conn.execute(insert(target.table).values(parent)).inserted_primary_key
                 key = inserted[0] if inserted else None
             values[column.name] = key if target.primary_key else parent[target.name]
             continue

@@ -161,6 +161,7 @@ class Collection:
         args = environ.get("wsgiorg.routing_args")
         url_vars = args[1] if args is not None else (environ.get("selector.vars") or {})
         noun = url_vars.get("noun")
+        handlers: dict[str, str]
         if noun:
             handlers = table["nouns"].get(noun, _NONE)
         else:
@@ -187,6 +188,7 @@ class Collection:
                 [("Content-Type", "text/plain"), ("Content-Length", str(len(_NO_VARS)))],
             )
             return [_NO_VARS]
+        result: Iterable[bytes]
         try:
             result = self.respond(environ, start_response)
         except HTTPException as exc:

@@ -306,7 +306,7 @@ class Dispatcher:
         if allowed:
             return MethodNotAllowed(allowed)(environ, start_response)
         handle404 = self.handle404 or _unrouted(environ) or _NOT_FOUND
-        return handle404(environ, start_response)  # type: ignore[no-any-return]
+        return handle404(environ, start_response)
 
 
 def _unrouted(environ: WSGIEnvironment) -> WSGIApplication | None:
