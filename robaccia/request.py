@@ -64,6 +64,8 @@ _NOT_CACHE_CONTROL = (_USUAL - {"Cache-Control"}) | {
     "Strict-Transport-Security"}
 
 
+#: Names WebOb's parser drops, in any case: a cookie's attributes, never a cookie.
+_ATTRIBUTES = frozenset({"path", "comment", "domain", "max-age", "expires", "secure", "httponly", "samesite"})
 _SIMPLE_COOKIES = re.compile(r"(?:[A-Za-z0-9_.-]+=[A-Za-z0-9!#$%&'*+\-.^_`|~:/?@=]*(?:; ?(?=.)|\Z))+\Z").match
 
 
@@ -81,7 +83,7 @@ def _parse_cookies(header: str | None) -> dict[str, str]:
     if _SIMPLE_COOKIES(header):
         for part in header.split(";"):
             name, _, value = part.strip().partition("=")
-            if name not in jar:
+            if name not in jar and name.lower() not in _ATTRIBUTES:
                 jar[name] = value
         return jar
     # NOTE: public in WebOb (its own cookie parser), absent from its type stubs
