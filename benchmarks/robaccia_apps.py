@@ -99,8 +99,12 @@ def _purge() -> None:
             del sys.modules[name]
 
 
-def load(root: str, module: str, database_url: str, views: tuple[str, ...]) -> Any:
-    """Load a project (its routes from ``module``) on this database; return its app."""
+def load(root: str, module: str, database_url: str, views: tuple[str, ...],
+         middleware: tuple[str, ...] | None = None) -> Any:
+    """Load a project (its routes from ``module``) on this database; return its app.
+
+    ``middleware`` stands in for the project's MIDDLEWARE setting (the anatomy's variants).
+    """
     from robaccia.project import Project
 
     saved_path = list(sys.path)
@@ -110,6 +114,8 @@ def load(root: str, module: str, database_url: str, views: tuple[str, ...]) -> A
     os.environ.pop("ROBACCIA_DEBUG", None)
     try:
         project = Project(root)
+        if middleware is not None:
+            project.settings.MIDDLEWARE = middleware
         if module != "dispatcher":  # the plumbing copy stands in for the project's own
             sys.modules["dispatcher"] = importlib.import_module(module)
         project.build()
@@ -136,15 +142,33 @@ APPS = {
     "deep_sqlite": ("json", "dispatcher", "deep_sqlite", (DEEP_TABLE,)),
     "deep_pg": ("json", "dispatcher", "deep_pg", (DEEP_TABLE,)),
 }
-_loaded: dict[str, Any] = {}
+_loaded: dict[tuple[str, tuple[str, ...] | None], Any] = {}
 
 
-def build_robaccia(app_id: str, ctx: Context) -> Any:
-    """The robaccia app for a benchmark app id (loaded once per process)."""
-    if app_id not in _loaded:
+_M = "robaccia.middleware."
+#: The anatomy (instruction counts only): the convention app with fewer of the default
+#: middlewares, each variant a contestant name -> its MIDDLEWARE, outermost first.
+ANATOMY = {
+    "robaccia-no-hosts": (_M + "ErrorPages", _M + "SecurityHeaders", _M + "FlashMessages",
+                          _M + "CSRFProtection"),
+    "robaccia-no-headers": (_M + "ErrorPages", _M + "AllowedHosts", _M + "FlashMessages",
+                            _M + "CSRFProtection"),
+    "robaccia-no-flash": (_M + "ErrorPages", _M + "AllowedHosts", _M + "SecurityHeaders",
+                          _M + "CSRFProtection"),
+    "robaccia-no-csrf": (_M + "ErrorPages", _M + "AllowedHosts", _M + "SecurityHeaders",
+                         _M + "FlashMessages"),
+    "robaccia-error-pages-only": (_M + "ErrorPages",),
+    "robaccia-no-middleware": (),
+}
+
+
+def build_robaccia(app_id: str, ctx: Context, middleware: tuple[str, ...] | None = None) -> Any:
+    """The robaccia app for a benchmark app id (loaded once per process, per middleware)."""
+    key = (app_id, middleware)
+    if key not in _loaded:
         project, module, db, views = APPS[app_id]
-        _loaded[app_id] = load(ctx.projects[project], module, ctx.url(db), views)
-    return _loaded[app_id]
+        _loaded[key] = load(ctx.projects[project], module, ctx.url(db), views, middleware)
+    return _loaded[key]
 
 
 def harvest_csrf(ctx: Context) -> None:
@@ -167,6 +191,8 @@ def app_for(contestant: str, app_id: str, ctx: Context) -> Any:
     """The app a contestant serves an app id with."""
     if contestant == "robaccia":
         return build_robaccia(app_id, ctx)
+    if contestant in ANATOMY:
+        return build_robaccia(app_id, ctx, ANATOMY[contestant])
     from peers import BUILDERS
 
     return BUILDERS[contestant](app_id, ctx)
