@@ -116,6 +116,7 @@ def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
             found.append(Finding("R003", f"{path.relative_to(root)} creates a Jinja2 environment "
                                          "with autoescape off: keep autoescape=True."))
     if app is not None:
+        from robaccia import middleware as shipped
         from robaccia.middleware import DEFAULT_MIDDLEWARE
 
         middleware = [m if isinstance(m, str) else f"{m.__module__}.{m.__qualname__}"
@@ -123,6 +124,9 @@ def check_project(root: Path, settings: Any, app: Any = None) -> list[Finding]:
         for needed, what in (("robaccia.middleware.CSRFProtection", "forms can be forged from other sites"),
                              ("robaccia.middleware.SecurityHeaders", "pages can be framed and sniffed"),
                              ("robaccia.middleware.ErrorPages", "errors reach the server's own pages")):
-            if needed not in middleware:
+            # NOTE: a class listed itself is named by the submodule that defines it
+            # (robaccia.middleware.csrf.CSRFProtection): either name counts.
+            cls = getattr(shipped, needed.rpartition(".")[2])
+            if needed not in middleware and f"{cls.__module__}.{cls.__qualname__}" not in middleware:
                 found.append(Finding("R005", f"MIDDLEWARE lacks {needed}: {what}."))
     return sorted(found, key=lambda f: f.id)

@@ -113,6 +113,10 @@ def test_wheel_contains_the_skeleton_templates_and_entry_point(tmp_path: Path) -
                  "robaccia/templates/genshi/project/layout.html",
                  "robaccia/templates/jinja2/project/layout.html"):
         assert path in names, path
+    # NOTE: pyproject.toml lists the packages: a subpackage left off it would be missing here.
+    for path in sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "robaccia").rglob("*.py")
+                       if "__pycache__" not in p.parts):
+        assert path in names, path
     assert not [n for n in names if "__pycache__" in n or n.startswith(("tests/", "bin/"))]
     assert "[console_scripts]\nrobaccia-admin = robaccia.cli:main" in entry_points
     assert "Name: robaccia\n" in metadata

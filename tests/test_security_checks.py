@@ -30,3 +30,16 @@ def test_autoescape_off_found_wherever_the_project_lives(tmp_path: Path, parent:
     findings = check_project(root, SETTINGS)
     assert [f.id for f in findings] == ["R003"], findings
     assert "views/pages.py" in findings[0].message
+
+
+@pytest.mark.parametrize("listed", ["names", "classes"])
+def test_protective_middleware_counts_by_name_or_class(tmp_path: Path, listed: str) -> None:
+    from robaccia import middleware
+
+    names = ["ErrorPages", "AllowedHosts", "SecurityHeaders", "FlashMessages", "CSRFProtection"]
+    entries = [f"robaccia.middleware.{n}" if listed == "names" else getattr(middleware, n) for n in names]
+    settings = types.SimpleNamespace(**vars(SETTINGS), MIDDLEWARE=entries)
+    assert [f for f in check_project(tmp_path, settings, app=object()) if f.id == "R005"] == []
+    settings.MIDDLEWARE = entries[1:]  # no ErrorPages
+    lacking = [f.message for f in check_project(tmp_path, settings, app=object()) if f.id == "R005"]
+    assert lacking == ["MIDDLEWARE lacks robaccia.middleware.ErrorPages: errors reach the server's own pages."]
