@@ -18,7 +18,12 @@
 :func:`unavailable` tells an error that means "the database cannot be
 reached right now" (a 503 with Retry-After) from every other database error,
 by SQLAlchemy's exception types, ``connection_invalidated`` and the drivers'
-error codes, never by message text.
+error codes, never by message text; :func:`http_error` gives the answer any
+failed statement means to the client::
+
+    >>> from sqlalchemy import exc
+    >>> http_error(exc.IntegrityError('INSERT ...', {}, Exception('UNIQUE constraint failed'))).code
+    409
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from sqlalchemy.engine import create_engine as _create_engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import StaticPool
 
-from robaccia.errors import RobacciaError
+from robaccia.errors import Conflict, HTTPError, RobacciaError, ServiceUnavailable, UnprocessableEntity
 
-__all__ = ["DatabaseUnavailable", "connection", "make_engine", "make_metadata", "unavailable"]
+__all__ = ["STATEMENT_ERRORS", "DatabaseUnavailable", "connection", "http_error", "make_engine", "make_metadata",
+           "unavailable"]
 
 
 class DatabaseUnavailable(RobacciaError):
@@ -67,6 +73,27 @@ def unavailable(exc: BaseException) -> bool:
         return sqlstate in _POSTGRES_BUSY
     args: tuple[Any, ...] = getattr(orig, "args", ())
     return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_BUSY
+
+
+#: What a failed statement raises: the errors :func:`http_error` answers for.
+STATEMENT_ERRORS = (DatabaseUnavailable, sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError)
+
+
+def http_error(exc: BaseException) -> HTTPError | None:
+    """The HTTP error a failed statement is to the client; None for a server error.
+
+    503 while the database cannot be reached (:func:`unavailable`), 422 for a
+    value that does not fit its column, 409 for a unique or foreign-key
+    violation.
+    """
+    if unavailable(exc):
+        return ServiceUnavailable("The database is not reachable right now.")
+    if isinstance(exc, sa_exc.DataError):
+        return UnprocessableEntity({}, "A value does not fit its column.")
+    if isinstance(exc, sa_exc.IntegrityError):
+        return Conflict("That change conflicts with existing data: a value that must be "
+                        "unique is taken, or a referenced row does not exist.")
+    return None
 
 
 @contextlib.contextmanager

@@ -49,6 +49,7 @@ foreign-key violations are 409; invalid values 422 (HTML forms are shown
 again with the messages beside their fields). ``If-Match`` (or the edit
 form's ``_etag`` field) makes an update or delete conditional, checked in the
 statement's WHERE clause so that two concurrent writers cannot both win.
+What its pages hold is :class:`~robaccia.representations.TablePages`'s.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, overload
 
 from sqlalchemy import exc as sa_exc
@@ -64,14 +64,17 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.schema import Table
 
 from robaccia.conditional import check_not_modified, etag_of, precondition
-from robaccia.database import DatabaseUnavailable, unavailable
+from robaccia.database import STATEMENT_ERRORS, http_error
 from robaccia.defaultcollection import DefaultCollection, library_default
-from robaccia.errors import MethodNotAllowed, NotFound, ServiceUnavailable, UnprocessableEntity
+from robaccia.errors import MethodNotAllowed, NotFound
 from robaccia.fields import Field, Invalid, describe, validate
 from robaccia.gateway import Changed, Rows, TableGateway
 from robaccia.paging import PageQuery
 from robaccia.parsers import Limits, find_parser
-from robaccia.request import Request
+from robaccia.representations import _NO_ERRORS, STANDARD_KEYS, TablePages  # noqa: F401 (NOTE: importable here as before)
+from robaccia.representations import FORMS as FORMS
+from robaccia.representations import singular as _singular
+from robaccia.request import Request, flash
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -86,25 +89,9 @@ _UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 #: The front page counts rows up to this many (then shows "10,000+").
 SUMMARY_COUNT_LIMIT = 10_001
 _OVERRIDES = ("PUT", "DELETE")
-#: The forms, and the handler each one submits to.
-FORMS = {"get_new_form": "create", "get_edit_form": "update", "get_delete_form": "delete"}
-#: The template variables a model collection gives every page (a handler's keys win).
-STANDARD_KEYS = frozenset({
-    "id", "collection_url", "member_url", "fields", "primary", "item", "title", "can", "meta",
-    "row", "etag", "errors", "message", "data", "sort", "limit", "start", "end", "next_url",
-    "prev_url",
-})
 
 
-_NO_ERRORS: Mapping[str, str] = MappingProxyType({})
-
-
-def flash(environ: WSGIEnvironment, message: str) -> None:
-    """Queue a message for the next page the browser shows."""
-    Request.of(environ).flash(message)
-
-
-class DefaultModelCollection(DefaultCollection):
+class DefaultModelCollection(TablePages, DefaultCollection):
     """A collection over one SQLAlchemy ``Table``.
 
     Two ways to make one: ``DefaultModelCollection(table)`` (``ext='json'``
@@ -347,51 +334,6 @@ class DefaultModelCollection(DefaultCollection):
 
     # --- the protocol -------------------------------------------------------------------------
 
-    def _serve(self, names: set[str]) -> set[str]:
-        # NOTE: the UI follows the handlers: no create, no new form; no update,
-        # no edit form; no delete, no confirmation.
-        return {n for n in names if n not in FORMS or FORMS[n] in names}
-
-    def standard_context(self, environ: WSGIEnvironment) -> dict[str, Any]:
-        request = environ.get("robaccia.request") or Request(environ)
-        if self.table is None:
-            return {"id": request.id, "collection_url": request.collection_url,
-                    "member_url": request.member_url}
-        context = dict(self._constants())
-        context["id"] = request.id
-        context["collection_url"] = request.collection_url
-        context["member_url"] = request.member_url
-        return context
-
-    def _constants(self) -> dict[str, Any]:
-        """The page variables that are the same on every page of this collection (made once).
-
-        PERF: copied for each page; the empty defaults are immutable, so no page
-        can change another's.
-        """
-        constants = self.__dict__.get("_page_constants")
-        if constants is None:
-            constants = self.__dict__["_page_constants"] = {
-                "fields": self.fields, "primary": self.primary, "item": self.item, "title": self.title,
-                "meta": list(self.columns),
-                # NOTE: a namespace, not a dict: in a template, can.update of a dict is dict.update.
-                "can": SimpleNamespace(create=self.serves("create"), update=self.serves("update"),
-                                       delete=self.serves("delete")),
-                "etag": None, "errors": _NO_ERRORS, "message": "", "data": (), "sort": "",
-                "limit": None, "start": 0, "end": 0, "next_url": None, "prev_url": None,
-            }
-        return constants
-
-    def json_body(self, context: Mapping[str, Any]) -> Any:
-        """A member's row, a page's ``data``/``next``/``prev``, plus any keys a handler added."""
-        extra = {k: v for k, v in context.items() if k not in STANDARD_KEYS}
-        if "data" in context:
-            return {"data": context["data"], "next": context.get("next_url"),
-                    "prev": context.get("prev_url"), **extra}
-        if isinstance(context.get("row"), dict):
-            return {**context["row"], **extra}
-        return extra
-
     def default_result(self, environ: WSGIEnvironment, start_response: StartResponse, name: str) -> Any:
         if self.table is None:
             raise NotFound()
@@ -420,16 +362,10 @@ class DefaultModelCollection(DefaultCollection):
         # PERF: a plain try, not a context manager: this runs on every request.
         try:
             return super().respond(environ, start_response)
-        except (DatabaseUnavailable, sa_exc.DBAPIError, sa_exc.TimeoutError, sa_exc.DisconnectionError) as exc:
-            if unavailable(exc):
-                raise ServiceUnavailable("The database is not reachable right now.") from exc
-            if isinstance(exc, sa_exc.DataError):
-                raise UnprocessableEntity({}, "A value does not fit its column.") from exc
-            if isinstance(exc, sa_exc.IntegrityError):
-                from robaccia.errors import Conflict
-
-                raise Conflict("That change conflicts with existing data: a value that must be "
-                               "unique is taken, or a referenced row does not exist.") from exc
+        except STATEMENT_ERRORS as exc:
+            error = http_error(exc)
+            if error is not None:
+                raise error from exc
             self._explain(environ, exc)
             raise
 
@@ -459,12 +395,3 @@ class DefaultModelCollection(DefaultCollection):
             except Exception:  # the front page must not fail for one collection
                 logger.exception("Could not count the rows of %s", self.table.name)
         return info
-
-
-def _singular(title: str) -> str:
-    """Guess the singular of an English table name, for page titles."""
-    if title.endswith("ies") and len(title) > 4:
-        return title[:-3] + "y"
-    if title.endswith("s") and not title.endswith("ss") and len(title) > 2:
-        return title[:-1]
-    return title

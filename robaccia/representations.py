@@ -29,6 +29,7 @@ A new format (CSV, Atom) is one more subclass registered in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from types import MappingProxyType, SimpleNamespace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from robaccia.conditional import etag_of
@@ -38,7 +39,12 @@ from robaccia.request import Request, site_path
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-__all__ = ["HTML", "JSON", "REPRESENTATIONS", "Representation", "representation", "template_name"]
+    from sqlalchemy.schema import Table
+
+    from robaccia.fields import Field
+
+__all__ = ["FORMS", "HTML", "JSON", "REPRESENTATIONS", "STANDARD_KEYS", "Representation", "TablePages",
+           "representation", "singular", "template_name"]
 
 Headers = list[tuple[str, str]]
 
@@ -219,3 +225,98 @@ def representation(ext: str) -> Representation:
         return REPRESENTATIONS[ext]
     except KeyError:
         raise ValueError(f"{ext!r} is not a representation: use one of {', '.join(REPRESENTATIONS)}") from None
+
+
+#: The forms, and the handler each one submits to.
+FORMS = {"get_new_form": "create", "get_edit_form": "update", "get_delete_form": "delete"}
+#: The template variables a model collection gives every page (a handler's keys win).
+STANDARD_KEYS = frozenset({
+    "id", "collection_url", "member_url", "fields", "primary", "item", "title", "can", "meta",
+    "row", "etag", "errors", "message", "data", "sort", "limit", "start", "end", "next_url",
+    "prev_url",
+})
+
+_NO_ERRORS: Mapping[str, str] = MappingProxyType({})
+
+
+class TablePages:
+    """What the pages of a collection over one table hold (a mixin of
+    :class:`~robaccia.defaultmodelcollection.DefaultModelCollection`).
+
+    Its forms are served while the handlers they submit to are (:data:`FORMS`).
+    An HTML page gets the table's description (``fields``, ``primary``,
+    ``item``, ``title``, ``meta``, ``can``), the request's ``id`` and URL
+    builders, and an empty default for every other name of
+    :data:`STANDARD_KEYS`; a JSON document is a member's row or a page's
+    ``data``, with the keys a handler added.
+    """
+
+    _robaccia_library = True
+
+    if TYPE_CHECKING:
+        table: Table | None
+        fields: list[Field]
+        columns: dict[str, Any]
+        primary: str
+        item: str
+        title: str
+
+        def serves(self, name: str) -> bool: ...
+
+    def _serve(self, names: set[str]) -> set[str]:
+        # NOTE: the UI follows the handlers: no create, no new form; no update,
+        # no edit form; no delete, no confirmation.
+        return {n for n in names if n not in FORMS or FORMS[n] in names}
+
+    def standard_context(self, environ: WSGIEnvironment) -> dict[str, Any]:
+        request = environ.get("robaccia.request") or Request(environ)
+        if self.table is None:
+            return {"id": request.id, "collection_url": request.collection_url,
+                    "member_url": request.member_url}
+        context = dict(self._constants())
+        context["id"] = request.id
+        context["collection_url"] = request.collection_url
+        context["member_url"] = request.member_url
+        return context
+
+    def _constants(self) -> dict[str, Any]:
+        """The page variables that are the same on every page of this collection (made once).
+
+        PERF: copied for each page; the empty defaults are immutable, so no page
+        can change another's.
+        """
+        constants = self.__dict__.get("_page_constants")
+        if constants is None:
+            constants = self.__dict__["_page_constants"] = {
+                "fields": self.fields, "primary": self.primary, "item": self.item, "title": self.title,
+                "meta": list(self.columns),
+                # NOTE: a namespace, not a dict: in a template, can.update of a dict is dict.update.
+                "can": SimpleNamespace(create=self.serves("create"), update=self.serves("update"),
+                                       delete=self.serves("delete")),
+                "etag": None, "errors": _NO_ERRORS, "message": "", "data": (), "sort": "",
+                "limit": None, "start": 0, "end": 0, "next_url": None, "prev_url": None,
+            }
+        return constants
+
+    def json_body(self, context: Mapping[str, Any]) -> Any:
+        """A member's row, a page's ``data``/``next``/``prev``, plus any keys a handler added."""
+        extra = {k: v for k, v in context.items() if k not in STANDARD_KEYS}
+        if "data" in context:
+            return {"data": context["data"], "next": context.get("next_url"),
+                    "prev": context.get("prev_url"), **extra}
+        if isinstance(context.get("row"), dict):
+            return {**context["row"], **extra}
+        return extra
+
+
+def singular(title: str) -> str:
+    """Guess the singular of an English table name, for page titles.
+
+    >>> singular('Employees'), singular('Categories'), singular('Address')
+    ('Employee', 'Category', 'Address')
+    """
+    if title.endswith("ies") and len(title) > 4:
+        return title[:-3] + "y"
+    if title.endswith("s") and not title.endswith("ss") and len(title) > 2:
+        return title[:-1]
+    return title

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from robaccia.project import Project
 
-__all__ = ["Request", "UnsafeURLError", "site_path"]
+__all__ = ["Request", "UnsafeURLError", "flash", "site_path"]
 
 # PERF: the request path imports nothing inside functions: in CPython 3.11 each
 # "from module import name" run there looks for the module's __path__ and
@@ -312,3 +312,8 @@ class Request(URLMethods, BaseRequest):
         else:
             context.update(project="", nav=[])
         return context
+
+
+def flash(environ: WSGIEnvironment, message: str) -> None:
+    """Queue a message for the next page the browser shows."""
+    Request.of(environ).flash(message)
