@@ -5,8 +5,10 @@
     robaccia-admin createdb
     robaccia-admin run
 
-The library raises :class:`~robaccia.errors.RobacciaError`; this module alone
-turns errors into one line on stderr and a non-zero exit code.
+The library raises :class:`~robaccia.errors.RobacciaError`; only the CLI
+turns errors into one line on stderr and a non-zero exit code, with the
+helpers of :mod:`robaccia.clibase` (shared with the database commands of
+:mod:`robaccia.dbcommands`, which are registered on :data:`main` here).
 
     >>> from click.testing import CliRunner
     >>> CliRunner().invoke(main, ['addview', 'fred']).output.splitlines()[0][:46]
@@ -15,96 +17,45 @@ turns errors into one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
-import functools
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from robaccia import scaffold
-from robaccia.errors import RobacciaError
+from robaccia.clibase import (  # noqa: F401 (F, _load and _NO_ARGS: importable here as before)
+    _NO_ARGS,
+    HELP_HEADER,
+    F,
+    _friendly,
+    _Group,
+    _load,
+    _print_created,
+    _project,
+)
+from robaccia.dbcommands import (  # noqa: F401 (_models: importable here as before)
+    _models,
+    createdb_command,
+    makemigration_command,
+    migrate_command,
+    migrations_command,
+)
 
 __all__ = ["main"]
-
-F = TypeVar("F", bound=Callable[..., Any])
-HELP_HEADER = "robaccia -- command line tool for the robaccia web framework."
-
-
-def _friendly(func: F) -> F:
-    """Turn library and environment errors into one-line messages."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except RobacciaError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
-        except ImportError as exc:
-            from robaccia.debug import hint_for
-
-            hint = hint_for(exc)
-            raise click.ClickException(f"Could not import the project: {exc}." +
-                                       (f" {hint}" if hint else "")) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _load() -> Any:
-    """The project at or above the current folder, loaded (settings, sys.path)."""
-    from robaccia.project import load_project
-
-    return load_project(scaffold.find_project("."))
-
-
-def _project() -> Path:
-    """The project folder at or above the current one, loaded."""
-    return _load().root  # type: ignore[no-any-return]
-
-
-def _print_created(root: Path, paths: list[Path]) -> None:
-    for path in paths:
-        click.echo(f" created {path.relative_to(root)}")
-
-
-_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
-
-
-class _Group(click.Group):
-    """A click group whose usage errors are one line, like every other error."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            result = super().main(*args, **kwargs)
-        except _NO_ARGS as exc:  # plain "robaccia-admin": the help, as in 2007
-            click.echo(exc.ctx.get_help() if exc.ctx else HELP_HEADER)
-            sys.exit(0)
-        except click.UsageError as exc:
-            where = f"robaccia-admin {exc.ctx.info_name} --help" if exc.ctx and exc.ctx.parent \
-                else "robaccia-admin --help"
-            message = " ".join(exc.format_message().split())
-            click.echo(f"Error: {message} (see {where})", err=True)
-            sys.exit(exc.exit_code)
-        except click.ClickException as exc:
-            exc.show()
-            sys.exit(exc.exit_code)
-        except click.Abort:
-            click.echo("Aborted.", err=True)
-            sys.exit(1)
-        sys.exit(result if isinstance(result, int) else 0)
-
 
 @click.group(cls=_Group, help=HELP_HEADER,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="robaccia")
 def main() -> None:
     """The robaccia-admin command group."""
+
+
+main.add_command(createdb_command)
+main.add_command(makemigration_command)
+main.add_command(migrate_command)
+main.add_command(migrations_command)
 
 
 @main.command("createproject")
@@ -163,129 +114,6 @@ def addmodelview_command(name: str, fields: tuple[str, ...], kind: str, table: s
     _print_created(root, scaffold.add_model_view(root, name, kind, list(fields), table))
     if table is None:
         click.echo("Next: robaccia-admin createdb")
-
-
-def _models() -> Any:
-    """The project's dbconfig and models/*.py, loaded."""
-    from robaccia import migrations
-
-    return migrations.load_models(_project())
-
-
-@main.command("createdb")
-@_friendly
-def createdb_command() -> None:
-    """Create the tables of models/*.py in a new database.
-
-    A new database is marked as up to date with migrations/. In one that has
-    tables, the missing ones are created while the project has no migration
-    yet; a table that differs from its model is listed, with what to run.
-    """
-    from robaccia import migrations
-
-    models = _models()
-    _print_created(models.root, migrations.add_migrations_folder(models.root))
-    result = migrations.create_database(models)
-    for name in models.names:
-        click.echo(f" {'created' if name in result.created else 'exists'} table {name}")
-    if not models.tables:
-        click.echo("No tables in models/: add one with robaccia-admin addmodelview.")
-    if result.stamped:
-        click.echo(f" marked the database as at the latest migration ({result.stamped})")
-    if result.behind:
-        raise click.ClickException(f"The database is not up to date with migrations/ ({result.behind}): "
-                                   "apply them with robaccia-admin migrate.")
-    if result.differences:
-        click.echo("The database does not match the models:")
-        for line in result.differences:
-            click.echo(f"  {line}")
-        raise click.ClickException('Record the change with robaccia-admin makemigration "what changed", '
-                                   "then apply it with robaccia-admin migrate.")
-
-
-@main.command("makemigration")
-@click.argument("message", required=False, default="")
-@click.option("--rename", "renames", multiple=True, metavar="TABLE.OLD:NEW",
-              help="A column that was renamed (its values are kept), e.g. employees.title:job_title. "
-                   "Without it a rename is a drop and an add. Repeatable.")
-@_friendly
-def makemigration_command(message: str, renames: tuple[str, ...]) -> None:
-    """Write a migration from what changed in models/*.py: "add phone", say.
-
-    Compares the models with the database (which must have every migration
-    applied), prints one line per change and writes the revision into
-    migrations/versions/. Nothing changed: nothing is written. Apply it with
-    robaccia-admin migrate.
-    """
-    from robaccia import migrations
-
-    models = _models()
-    _print_created(models.root, migrations.add_migrations_folder(models.root))
-    made = migrations.make_migration(models, message, renames)
-    if made.path is None:
-        click.echo("No changes: the database matches models/, so no migration was written.")
-        return
-    for line in made.changes:
-        click.echo(f"  {line}")
-    click.echo(f" created {made.path.relative_to(models.root)}")
-    for note in made.notes:
-        click.echo(f"Note: {note}")
-    click.echo("Next: robaccia-admin migrate")
-
-
-@main.command("migrate", context_settings={"ignore_unknown_options": True})
-@click.argument("revision", required=False, default="head")
-@click.option("--sql", is_flag=True, help="Print the SQL instead of running it (nothing changes).")
-@click.option("--allow-data-loss", is_flag=True,
-              help="Apply it even when it drops a column or table or narrows a type.")
-@_friendly
-def migrate_command(revision: str, sql: bool, allow_data_loss: bool) -> None:
-    """Apply the migrations in migrations/versions/, or go back to REVISION.
-
-    REVISION: head (the default: every migration), -1 (undo the last one),
-    -N (undo N), base (undo all), or a revision id (its first characters
-    do). A change that loses data is refused unless --allow-data-loss says
-    it is wanted.
-    """
-    from robaccia import migrations
-
-    if revision.startswith("-") and not revision[1:].isdigit():
-        raise click.UsageError(f"No such option: {revision}")
-    models = _models()
-    applied = migrations.migrate(models, revision, sql=sys.stdout if sql else None,
-                                 allow_data_loss=allow_data_loss)
-    if sql:
-        return
-    for step in applied:
-        click.echo(f" {step}")
-    if not applied:
-        click.echo("Nothing to do: the database is at that revision already.")
-
-
-@main.command("migrations")
-@_friendly
-def migrations_command() -> None:
-    """List the migrations, mark where the database is, and show model changes not in one yet."""
-    from robaccia import migrations
-
-    found = migrations.history(_models())
-    for revision, message, applied in found.revisions:
-        here = found.current is not None and revision in found.current
-        click.echo(f"{'>' if here else ' '} {revision}  {message}"
-                   + ("  (the database is here)" if here else "" if applied else "  (not applied)"))
-    if not found.revisions:
-        click.echo("No migrations yet.")
-    elif not found.current:
-        click.echo("The database is before the first migration.")
-    if found.behind:
-        click.echo("Apply the migrations not applied yet: robaccia-admin migrate")
-    elif found.pending:
-        click.echo("Model changes not in a migration yet:")
-        for line in found.pending:
-            click.echo(f"  {line}")
-        click.echo('Record them: robaccia-admin makemigration "what changed"')
-    else:
-        click.echo("The models and the database match.")
 
 
 @main.command("run")

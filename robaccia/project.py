@@ -2,11 +2,11 @@
 
 :func:`load_project` finds a project folder, puts it on ``sys.path`` (the one
 place that does), reads ``settings.py`` and builds the WSGI app: the project's
-own routes (``dispatcher.py``'s ``app``) behind the built-in ones
-(``/static/``, ``/favicon.ico``, ``/openapi.json``; ``/`` and ``/<view>``
-when nothing else answers them), wrapped in the middlewares of
-``settings.MIDDLEWARE``. A ``dispatcher.py`` as short as the article's is
-enough::
+own routes (``dispatcher.py``'s ``app``) behind the built-in ones of
+:mod:`robaccia.builtin` (``/static/``, ``/favicon.ico``, ``/openapi.json``;
+``/`` and ``/<view>`` when nothing else answers them), wrapped in the
+middlewares of ``settings.MIDDLEWARE``. A ``dispatcher.py`` as short as the
+article's is enough::
 
     from robaccia.wsgidispatcher import Dispatcher
     from robaccia import deferred_collection
@@ -42,13 +42,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+# NOTE: _CONDITIONS, _FIRST_SEGMENT and _drop_unreadable_conditions moved too; importable here as before.
+from robaccia.builtin import _BUILT_IN, _CONDITIONS, _FIRST_SEGMENT, BuiltIns, _drop_unreadable_conditions  # noqa: F401
 from robaccia.errors import BadRequest, HTTPException, NotFound, RobacciaError
 from robaccia.middleware import _CHECKED_METHODS, Steps
 from robaccia.parsers import Limits
-from robaccia.request import Request, safe_root, site_path
-from robaccia.uritemplate import Template
+from robaccia.request import Request, safe_root
 from robaccia.util import drop_body
-from robaccia.wsgidispatcher import Dispatcher
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -63,10 +63,6 @@ logger = logging.getLogger(__name__)
 
 #: Longer names cannot be views (and would be too long for some file systems).
 MAX_VIEW_NAME = 100
-#: Paths the project serves itself (besides /static/...).
-_BUILT_IN = frozenset({"/favicon.ico", "/openapi.json"})
-#: The first segment of a path, where a view's name would be.
-_FIRST_SEGMENT = Template("/{view:word}|")
 #: The files and folders that make a folder a project.
 MARKERS = ("views", "dispatcher.py")
 
@@ -131,7 +127,7 @@ def load_project(root: str | os.PathLike[str] | None = None) -> Project:
     return project
 
 
-class Project:
+class Project(BuiltIns):
     """The run-time side of a project folder, and its WSGI app.
 
     :param root: the project folder.
@@ -267,115 +263,6 @@ class Project:
         name = Request.of(environ).view or ""
         return (self._views.get(name) or self.view(name))(environ, start_response)
 
-    # --- the built-in pages ---------------------------------------------------------------
-
-    def template_context(self, request: Request) -> dict[str, Any]:
-        """The variables every page of the project gets: its name and collections."""
-        key = (request.script_root, request.view)
-        nav = self._nav.get(key)
-        if nav is None:
-            # PERF: the same list for every page of a view (pages only read it)
-            root, current = key
-            nav = tuple({"name": n, "title": n.replace("_", " ").capitalize(),
-                         "url": site_path(f"{root}/{n}/"), "current": n == current}
-                        for n in self.collections())
-            if len(self._nav) >= 1024:
-                self._nav.clear()
-            self._nav[key] = nav
-        return {"project": self.name, "nav": nav}
-
-    def index(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The front page: each collection, with its New link and row count where known."""
-        from robaccia.renderers import render
-
-        request = Request.of(environ)
-        collections = []
-        for entry in self.template_context(request)["nav"]:
-            info = dict(entry, new_url=None, count=None)
-            try:
-                app = self.view(entry["name"])
-            except (NotFound, ViewError):
-                collections.append(info)
-                continue
-            summary = getattr(app, "summary", None)
-            if summary is not None:
-                info.update(summary(environ, entry["url"]))
-            collections.append(info)
-        return render(environ, start_response, "index.html",
-                      {"collections": collections, "title": self.name})
-
-    def openapi(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """Serve the OpenAPI 3.1 document of the project's JSON collections."""
-        from robaccia.openapi import document
-        from robaccia.renderers import to_json
-
-        views = {}
-        for name in self.collections():
-            try:
-                views[name] = self.view(name)
-            except RobacciaError:  # a broken view must not hide the others' document
-                logger.exception("Could not load views/%s.py for /openapi.json", name)
-        body = to_json(document(self.name, views, max_page_size=self.max_page_size))
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
-        return [body]
-
-    def static(self, environ: WSGIEnvironment, start_response: StartResponse, rel: str) -> Iterable[bytes]:
-        """Serve a file below static/, never anything outside it."""
-        parts = rel.split("/")
-        if ("\x00" in rel or "\\" in rel or ":" in rel
-                or any(p in ("", ".", "..") or p.startswith(".") for p in parts)):
-            raise NotFound()
-        full = os.path.realpath(os.path.join(self.static_dir, *parts))
-        if os.path.commonpath([full, self.static_dir]) != self.static_dir or not os.path.isfile(full):
-            raise NotFound()
-        from webob.static import FileApp
-
-        _drop_unreadable_conditions(environ)
-        return FileApp(full, cache_control="public, max-age=3600")(environ, start_response)
-
-    def unrouted(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """What answers when the project's routes match nothing: ``/``, ``/<view>`` or 404."""
-        request = Request.of(environ)
-        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[len(request.script_root):]
-        if environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            if path in ("", "/"):
-                return self.index(environ, start_response)
-            name = path.strip("/")
-            if path == "/" + name and is_view_name(name):
-                self.view(name)
-                location = site_path(request.script_root + f"/{name}/")
-                start_response("301 Moved Permanently", [("Location", location), ("Content-Length", "0"),
-                                                         ("Cache-Control", "max-age=3600")])
-                return []
-        raise NotFound()
-
-    def representation_for(self, environ: WSGIEnvironment) -> str | None:
-        """The representation of the collection a request's path names, if one does.
-
-        For errors raised before a collection answers: the project's routes
-        (or, when they match nothing, the path's first segment) name the
-        view, and a view file that exists tells its ``ext``.
-        """
-        request = Request.of(environ)
-        path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""))[len(request.script_root):]
-        view = None
-        routes = self._routes
-        if isinstance(routes, Dispatcher):
-            found = routes.match(path, environ.get("REQUEST_METHOD", "GET"))
-            if found is not None:
-                view = found[2].get("view")
-        if view is None:
-            first = _FIRST_SEGMENT.match(path)
-            view = first["view"] if first else None
-        if not isinstance(view, str) or not is_view_name(view) or not (
-                self.root / "views" / f"{view}.py").is_file():
-            return None
-        try:
-            return getattr(self.view(view), "ext", None)
-        except RobacciaError:
-            return None
-
     # --- the whole app -------------------------------------------------------------------
 
     def _load_routes(self) -> WSGIApplication:
@@ -429,19 +316,6 @@ class Project:
                         "__module__": Request.__module__, "__qualname__": Request.__qualname__, **known})
                     self._app = app
         return self._app
-
-    def _route(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if path.startswith("/static/") or path == "/favicon.ico":
-            rel = path[len("/static/"):] if path.startswith("/static/") else "favicon.ico"
-            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
-                from robaccia.errors import MethodNotAllowed
-
-                raise MethodNotAllowed(["GET", "HEAD"])
-            return self.static(environ, start_response, rel)
-        if path == "/openapi.json" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            return self.openapi(environ, start_response)
-        return self._routes(environ, start_response)  # type: ignore[misc]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Answer a request: the project is a WSGI application."""
@@ -499,30 +373,6 @@ class Project:
             # and are freed at once instead of by the garbage collector.
             environ.pop("robaccia.request", None)
         return result
-
-
-#: Request headers a static file answer reads, and the WebOb property that parses each.
-_CONDITIONS = (("HTTP_RANGE", "range"), ("HTTP_IF_RANGE", "if_range"),
-               ("HTTP_IF_MODIFIED_SINCE", "if_modified_since"),
-               ("HTTP_IF_UNMODIFIED_SINCE", "if_unmodified_since"),
-               ("HTTP_IF_NONE_MATCH", "if_none_match"), ("HTTP_IF_MATCH", "if_match"))
-
-
-def _drop_unreadable_conditions(environ: WSGIEnvironment) -> None:
-    """Forget Range and conditional headers that cannot be read (RFC 9110: ignore them).
-
-    WebOb parses them when the file is served, and a malformed one
-    (``Range: bytes=--1``, a date in the year 99999) would raise there.
-    """
-    from webob.request import BaseRequest
-
-    request = BaseRequest(environ)
-    for key, prop in _CONDITIONS:
-        if key in environ:
-            try:
-                getattr(request, prop)
-            except Exception:  # whatever the parser raises: the header is unreadable
-                del environ[key]
 
 
 def deferred_collection(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
