@@ -512,8 +512,14 @@ class Server:
 
 
 def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path, name: str,
+                        host: str | None = None, headers: dict[str, str] | None = None,
                         timeout: float = 30) -> None:
-    """Wait until *this* server answers its front page (not another one on a reused port)."""
+    """Wait until *this* server answers its front page (not another one on a reused port).
+
+    The probe is sent with ``Host: host`` (default 127.0.0.1:port) and ``headers``: a site
+    whose ALLOWED_HOSTS leave out the loopback names, or that redirects plain http, is
+    waited on through a request it serves.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -521,7 +527,8 @@ def _wait_until_serving(process: subprocess.Popen[bytes], port: int, log: Path, 
         with contextlib.suppress(OSError, http.client.HTTPException):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             try:
-                conn.request("GET", "/")
+                conn.request("GET", "/", headers={"Host": host or f"127.0.0.1:{port}",
+                                                  **(headers or {})})
                 response = conn.getresponse()
                 if response.status == 200 and name.encode() in response.read():
                     return
@@ -538,7 +545,8 @@ def _sigint_default() -> None:
 @contextlib.contextmanager
 def served(root: Path, command: str = "run", *, database_url: str | None = None, workers: int = 2,
            reload: bool = False, extra_args: tuple[str, ...] = (), log: Path | None = None,
-           signals: bool = False, env: dict[str, str] | None = None) -> Iterator[Server]:
+           signals: bool = False, env: dict[str, str] | None = None, wait_host: str | None = None,
+           wait_headers: dict[str, str] | None = None) -> Iterator[Server]:
     """Serve a project; yield the :class:`Server` once it answers its front page.
 
     ``command`` is ``run`` (the development server, ``--no-reload`` unless
@@ -548,6 +556,8 @@ def served(root: Path, command: str = "run", *, database_url: str | None = None,
     ``signals``: the test will signal the server itself, so it runs in its own
     session with Ctrl-C at its default (even where this test runs with SIGINT
     ignored), and at the end its whole process group is stopped.
+    ``wait_host`` and ``wait_headers``: how the front page is asked for while waiting
+    (see :func:`_wait_until_serving`).
     The server is stopped at the end (terminated, killed after 15 s).
     """
     port = free_port()
@@ -567,7 +577,7 @@ def served(root: Path, command: str = "run", *, database_url: str | None = None,
         process = subprocess.Popen(args, cwd=root, env=project_env(database_url, **(env or {})),
                                    stdout=out, stderr=subprocess.STDOUT, **options)
         try:
-            _wait_until_serving(process, port, log, root.name)
+            _wait_until_serving(process, port, log, root.name, wait_host, wait_headers)
             yield Server(root, f"http://127.0.0.1:{port}", process, log)
         finally:
             stop(process, group=signals)

@@ -16,13 +16,10 @@ headers and DNS rebinding), 15 (forwarded headers and off-site redirects),
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import re
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,7 +38,7 @@ from security_support import (
     record_audit,
     record_figure,
 )
-from support import Client, admin, free_port, project_env, read_page, stop
+from support import Client, admin, free_port, project_env, read_page, served
 
 BOOM_VIEW = '''\
 import robaccia
@@ -92,45 +89,17 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 def launch(project: Project, command: str = "serve", *, hosts: str = LOOPBACK, proxy: str = "",
            https: bool = False, wait_host: str | None = None,
            wait_headers: dict[str, str] | None = None) -> Iterator[Site]:
-    """Serve the project with these settings; yield the Site once it answers its front page.
+    """Serve the project with these settings (support.served); yield it as a battery Site.
 
-    support.served waits on Host 127.0.0.1, which a site for example.com refuses:
-    this waits on ``wait_host`` (with ``wait_headers``) instead.
+    A site for example.com refuses Host 127.0.0.1: it is waited on through ``wait_host``
+    (with ``wait_headers``) instead.
     """
-    port = free_port()
-    args = [sys.executable, "-m", "robaccia", command, "--port", str(port)]
-    args += ["--no-reload"] if command == "run" else ["--workers", "2"]
-    env = project_env(ROBACCIA_ALLOWED_HOSTS=hosts, ROBACCIA_TRUSTED_PROXY=proxy,
-                      ROBACCIA_HTTPS="1" if https else "0")
-    log = project.root / "logs" / f"server-{port}.log"
-    log.parent.mkdir(exist_ok=True)
-    with open(log, "w") as out:
-        process = subprocess.Popen(args, cwd=project.root, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            _wait_until_answering(process, port, log, wait_host or f"127.0.0.1:{port}", wait_headers or {})
-            yield Site(f"http://127.0.0.1:{port}", project, debug=command == "run", process=process,
-                       log=log)
-        finally:
-            stop(process)
-
-
-def _wait_until_answering(process: subprocess.Popen[bytes], port: int, log: Path, host: str,
-                          headers: dict[str, str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(OSError, http.client.HTTPException):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            try:
-                conn.request("GET", "/", headers={"Host": host, **headers})
-                answer = conn.getresponse()
-                if answer.status == 200 and b"secproject" in answer.read():
-                    return
-            finally:
-                conn.close()
-        time.sleep(0.1)
-    raise AssertionError(f"server did not start in {timeout}s:\n{log.read_text()[-3000:]}")
+    env = {"ROBACCIA_ALLOWED_HOSTS": hosts, "ROBACCIA_TRUSTED_PROXY": proxy,
+           "ROBACCIA_HTTPS": "1" if https else "0"}
+    with served(project.root, command, env=env, wait_host=wait_host,
+                wait_headers=wait_headers) as server:
+        yield Site(server.base, project, debug=command == "run", process=server.process,
+                   log=server.log)
 
 
 @pytest.fixture(scope="module")
