@@ -172,7 +172,7 @@ def _battery_edits(root: Path, string_keys: list[str]) -> None:
     for view in string_keys:
         model = root / "models" / f"{view}.py"
         text = model.read_text().replace(
-            'Column("id", Integer, primary_key=True)', 'Column("id", String(200), primary_key=True)'
+            "Column('id', Integer, primary_key=True)", "Column('id', String(200), primary_key=True)"
         )
         assert "String(200), primary_key=True" in text, text
         model.write_text(text)

@@ -228,7 +228,7 @@ def test_addmodelview_model_has_every_field_type_and_option(story: Story) -> Non
     # the docstring tells the way to change the table after createdb
     assert 'robaccia-admin makemigration "what changed"' in model
     columns = [line.strip() for line in model.splitlines() if line.strip().startswith("Column(")]
-    assert columns == ['Column("id", Integer, primary_key=True),', *EMPLOYEE_COLUMNS]
+    assert columns == ["Column('id', Integer, primary_key=True),", *EMPLOYEE_COLUMNS]
 
 
 def test_addmodelview_json_without_fields_has_id_and_description(story: Story) -> None:
@@ -239,7 +239,7 @@ def test_addmodelview_json_without_fields_has_id_and_description(story: Story) -
     ]
     model = (story.root / "models" / "people.py").read_text()
     columns = [line.strip() for line in model.splitlines() if line.strip().startswith("Column(")]
-    assert columns == ['Column("id", Integer, primary_key=True),',
+    assert columns == ["Column('id', Integer, primary_key=True),",
                        "Column('description', String(250)),"]
     view = (story.root / "views" / "people.py").read_text()
     assert "def get_new_form" not in view
