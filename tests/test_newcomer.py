@@ -655,6 +655,23 @@ def test_16_the_package_metadata_gives_setuptools_nothing_to_warn_about() -> Non
     assert any(r.replace(" ", "").startswith("setuptools>=77") for r in meta["build-system"]["requires"])
 
 
+@pytest.mark.slow
+def test_16_the_install_the_readme_commands_run_prints_no_warnings(tmp_path: Path) -> None:
+    """The Makefile's install line, as it is written, into a new virtualenv: quiet."""
+    recipe = re.search(r"^\t(.*pip install --quiet -e '\.\[test\]')$", (ROOT / "Makefile").read_text(), re.M)
+    assert recipe, "the Makefile installs robaccia with pip install --quiet -e '.[test]'"
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True)
+    # The same line, with this venv's pip (borrowed from the test's own) and no dependencies to fetch.
+    line = recipe.group(1).replace("$(BIN)/pip", f"{sys.executable} -m pip --python {venv / 'bin' / 'python'}")
+    line = line.replace("-e '.[test]'", "--no-deps -e .")
+    done = subprocess.run(line, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said = [ln for ln in (done.stdout + done.stderr).splitlines()
+            if ln.strip() and "is ignored: it is neither a file nor a directory" not in ln]  # this machine's pip.conf
+    assert said == []
+
+
 # --- 17-19: the generated site in a browser ----------------------------------------------------------
 
 
