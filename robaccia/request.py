@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
     from robaccia.project import Project
 
-__all__ = ["Request", "UnsafeURLError", "flash", "site_path"]
+__all__ = ["FormToken", "Request", "UnsafeURLError", "flash", "site_path"]
 
 # PERF: the request path imports nothing inside functions: in CPython 3.11 each
 # "from module import name" run there looks for the module's __path__ and
@@ -61,6 +61,42 @@ _USUAL = frozenset({"Content-Type", "Content-Length", "ETag", "Location", "Set-C
 _NOT_CACHE_CONTROL = (_USUAL - {"Cache-Control"}) | {
     "X-Frame-Options", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy",
     "Strict-Transport-Security"}
+
+
+class FormToken:
+    """This browser's form token, minted when a page first shows it.
+
+    A page without a form (the index, a list, a member page) then starts no
+    CSRF cookie and stays shareable: no ``Set-Cookie``, no ``Cache-Control:
+    private``. Templates show it as text (both engines call ``__html__`` or
+    ``str``), and it compares equal to the token's text.
+    """
+
+    __slots__ = ("_request", "_value")
+
+    def __init__(self, request: Request) -> None:
+        self._request = request
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = self._request.csrf_token
+        return self._value
+
+    def __html__(self) -> str:
+        return str(self)  # NOTE: a MAC in hex, nothing to escape
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == (str(other) if isinstance(other, FormToken) else other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __len__(self) -> int:
+        return len(str(self))
+
+    def __repr__(self) -> str:
+        return f"<FormToken {self._value or '(not minted yet)'}>"
 
 
 class Request(URLMethods, BaseRequest):
@@ -299,7 +335,7 @@ class Request(URLMethods, BaseRequest):
     def template_context(self) -> dict[str, Any]:
         """The variables every HTML page gets: the form token, flashes, URL builders, chrome."""
         context: dict[str, Any] = {
-            "csrf_token": self.csrf_token,
+            "csrf_token": FormToken(self) if self.csrf is not None else "",
             "csrf_field": getattr(self.csrf, "FIELD", "_csrf"),
             "flashes": self.flashes,
             "url_for": self.url_for,

@@ -468,3 +468,34 @@ def test_generated_tests_survive_model_edits(tmp_path: Path) -> None:
     result = admin("runtests", cwd=root, env=project_env(), check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert re.search(r"Ran \d+ tests", result.stderr) and result.stderr.rstrip().endswith("OK")
+
+
+# --- pages without a form stay shareable ----------------------------------------------------------
+
+
+def test_only_pages_with_a_form_start_the_form_cookie_and_turn_private(tmp_path: Path, engine: str) -> None:
+    """A new visitor's index, list and member pages carry nothing of theirs: a cache may share them."""
+    from robaccia.testing import call
+
+    root = make_project(tmp_path, engine)
+    app = load(root)
+    member = add(Client(app))
+    for path in ("/", "/employees/", member):
+        status, headers, _ = call(app, "GET", path)
+        names = {name.lower(): value for name, value in headers}
+        assert status == "200 OK", path
+        assert "set-cookie" not in names and "cache-control" not in names and "vary" not in names, path
+    for path in ("/employees/;new_form", member + ";edit_form", member + ";delete_form"):
+        status, headers, body = call(app, "GET", path)
+        names = {name.lower(): value for name, value in headers}
+        assert names["set-cookie"].startswith("robaccia_csrf="), path
+        assert (names["cache-control"], names["vary"]) == ("private, no-store", "Cookie"), path
+        token = re.search(rb'name="_csrf" value="([0-9a-f]+)"', body)
+        assert token, path  # the form shows the token the cookie goes with
+    # and the form still works: its token and cookie make a create
+    status, headers, body = call(app, "GET", "/employees/;new_form")
+    cookie = dict((k.lower(), v) for k, v in headers)["set-cookie"].split(";")[0]
+    token = re.search(rb'name="_csrf" value="([0-9a-f]+)"', body).group(1).decode()  # type: ignore[union-attr]
+    made = call(app, "POST", "/employees/", {"_csrf": token, "name": "Bo", "title": "", "office_number": ""},
+                headers={"Cookie": cookie})
+    assert made[0] == "303 See Other", made
