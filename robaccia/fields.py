@@ -25,6 +25,7 @@ import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import types as sqltypes
 from sqlalchemy.schema import Column, Table
@@ -57,6 +58,9 @@ from robaccia.converters import (
     string,
     then,
 )
+
+_URL = re.compile(URL)
+_EMAIL = re.compile(EMAIL)
 
 __all__ = ["ANY_TEXT", "EMAIL", "EXCERPT", "KEY", "SOME_TEXT", "TIME", "URL", "Field", "Invalid",
            "decimal_pattern", "describe", "json_value", "validate"]
@@ -135,6 +139,30 @@ class Field:
         if isinstance(value, datetime.datetime):
             return value.isoformat(sep=" ", timespec="minutes")
         return self.html_value(value)
+
+    def link(self, value: Any) -> str | None:
+        """The address a member page links this value to, or None.
+
+        Only ``url`` fields holding an http(s) address and ``email`` fields
+        holding an address are links (a value written around the forms, such
+        as ``javascript:...``, is shown as text)::
+
+            >>> from sqlalchemy import Column, MetaData, String, Table
+            >>> site, mail = describe(Table('t', MetaData(),
+            ...     Column('site', String(200), info={'type': 'url'}),
+            ...     Column('mail', String(200), info={'type': 'email'})))
+            >>> site.link('https://example.com/shop'), site.link('javascript:alert(1)')
+            ('https://example.com/shop', None)
+            >>> mail.link('ada+x@example.com')
+            'mailto:ada%2Bx@example.com'
+        """
+        if not isinstance(value, str):
+            return None
+        if self.input == "url" and _URL.match(value):
+            return value
+        if self.input == "email" and _EMAIL.match(value):
+            return "mailto:" + quote(value, safe="@")
+        return None
 
     def checked(self, value: Any) -> bool:
         """Tell whether a checkbox for this value is checked."""

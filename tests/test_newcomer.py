@@ -24,6 +24,7 @@ import contextlib
 import html
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -563,8 +564,9 @@ def test_12_snake_case_view_names_serve_their_url_as_written(tmp_path: Path) -> 
     assert client.get("/office-locations/").status_code == 404  # one spelling: the file's
 
 
-def test_13_decimal_precision_email_and_url_fields(tmp_path: Path) -> None:
-    admin("createproject", "shop", cwd=tmp_path)
+@pytest.mark.parametrize("engine", ["genshi", "jinja2"])
+def test_13_decimal_precision_email_and_url_fields(tmp_path: Path, engine: str) -> None:
+    admin("createproject", "shop", "--templates", engine, cwd=tmp_path)
     root = tmp_path / "shop"
     admin("addmodelview", "shops", "price:decimal:10,2", "contact:email", "site:url", cwd=root)
     model = (root / "models" / "shops.py").read_text()
@@ -586,6 +588,15 @@ def test_13_decimal_precision_email_and_url_fields(tmp_path: Path) -> None:
     assert created.status_code == 303, created.text
     shown = client.get(created.location).text
     assert "12345678.90" in shown and "ada@example.com" in shown and "https://example.com/shop" in shown
+    # the member page links the address and the email; a value written around the forms stays text
+    page = read_page(client.get(created.location).body)
+    assert "https://example.com/shop" in page.urls and "mailto:ada@example.com" in page.urls
+    assert page.links["nofollow noopener noreferrer"] in ("https://example.com/shop", "mailto:ada@example.com")
+    with contextlib.closing(sqlite3.connect(root / "database.db")) as db, db:
+        db.execute("INSERT INTO shops (id, site, contact) VALUES (99, 'javascript:alert(1)', 'a b@c')")
+    hostile = read_page(client.get("/shops/99").body)
+    assert "javascript:alert(1)" in hostile.text and "a b@c" in hostile.text
+    assert not [url for url in hostile.urls if url.startswith(("javascript:", "mailto:"))]
 
 
 def test_14_an_api_and_pages_over_one_table(tmp_path: Path) -> None:
