@@ -96,8 +96,11 @@ def makemigration_command(message: str, renames: tuple[str, ...]) -> None:
 @click.option("--sql", is_flag=True, help="Print the SQL instead of running it (nothing changes).")
 @click.option("--allow-data-loss", is_flag=True,
               help="Apply it even when it drops a column or table or narrows a type.")
+@click.option("--lock-timeout", type=click.FloatRange(min=0.001), default=5.0, show_default=True,
+              metavar="SECONDS",
+              help="How long to wait for a table the site is using (PostgreSQL, MariaDB); then stop.")
 @_friendly
-def migrate_command(revision: str, sql: bool, allow_data_loss: bool) -> None:
+def migrate_command(revision: str, sql: bool, allow_data_loss: bool, lock_timeout: float) -> None:
     """Apply the migrations in migrations/versions/, or go back to REVISION.
 
     REVISION: head (the default: every migration), -1 (undo the last one),
@@ -111,7 +114,7 @@ def migrate_command(revision: str, sql: bool, allow_data_loss: bool) -> None:
         raise click.UsageError(f"No such option: {revision}")
     models = _models()
     applied = migrations.migrate(models, revision, sql=sys.stdout if sql else None,
-                                 allow_data_loss=allow_data_loss)
+                                 allow_data_loss=allow_data_loss, lock_timeout=lock_timeout)
     if sql:
         return
     for step in applied:

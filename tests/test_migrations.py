@@ -314,6 +314,38 @@ def test_a_migration_under_a_live_server_loses_no_acknowledged_write(tmp_path: P
     assert set(other) <= {503}, other  # busy is a 503 to retry; never a 500
 
 
+@pytest.mark.parametrize("database", ["postgresql", "mariadb"], indirect=True)
+def test_migrate_gives_up_on_a_table_in_use_and_changes_nothing(tmp_path: Path, database: str | None) -> None:
+    """A request's open transaction holds the table: migrate waits --lock-timeout, says so, changes nothing.
+
+    Waiting longer would queue every later query of the table behind the migration.
+    """
+    url = database
+    root = project(tmp_path, url, cli=True)
+    edit_model(root, "    Column('title', String(250)),\n",
+               "    Column('title', String(250)),\n    Column('phone', String(30)),\n")
+    run_admin(root, url, "makemigration", "add phone")
+    holder = engine_for(root, url)
+    try:
+        with holder.connect() as conn, conn.begin():
+            conn.execute(text("SELECT count(*) FROM employees")).scalar()  # the table is in use until commit
+            started = time.monotonic()
+            refused = run_admin(root, url, "migrate", "--lock-timeout", "1", check=False)
+            waited = time.monotonic() - started
+            assert refused.returncode == 1, refused.stdout + refused.stderr
+            [line] = refused.stderr.strip().splitlines()
+            assert "a table it changes is in use by another connection" in line
+            assert "--lock-timeout" in line
+            assert waited < 15, waited  # about a second of waiting, plus starting the command
+            assert conn.execute(text("SELECT count(*) FROM employees")).scalar() == 0  # the site's work went on
+    finally:
+        holder.dispose()
+    assert "phone" not in columns(root, url)
+    assert "(not applied)" in run_admin(root, url, "migrations").stdout
+    applied = run_admin(root, url, "migrate")  # once the table is free, the same command goes through
+    assert "add phone" in applied.stdout and "phone" in columns(root, url)
+
+
 # --- the library --------------------------------------------------------------------------------
 
 

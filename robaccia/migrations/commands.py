@@ -19,8 +19,10 @@ from typing import Any, TextIO
 from sqlalchemy import create_engine, event
 
 from robaccia.migrations.core import (
+    _LOCK_TIMEOUT,
     _OPTIONS,
     _PLAN,
+    LOCK_TIMEOUT,
     DataLossRefused,
     Loss,
     MigrationError,
@@ -217,13 +219,15 @@ class Applied:
 
 
 def migrate(models: Models, revision: str = "head", *, sql: TextIO | None = None,
-            allow_data_loss: bool = False) -> list[Applied]:
+            allow_data_loss: bool = False, lock_timeout: float = LOCK_TIMEOUT) -> list[Applied]:
     """Upgrade the database to ``revision`` (default the latest) or down to it.
 
     ``revision`` is a revision id (or its start), ``head``, ``base`` or
     ``-N`` (undo N). With ``sql``, write the SQL there and change nothing.
     A migration that would drop or narrow a column or table raises
-    :class:`DataLossRefused` unless ``allow_data_loss``.
+    :class:`DataLossRefused` unless ``allow_data_loss``. A statement waits at
+    most ``lock_timeout`` seconds for a table in use (PostgreSQL, MariaDB);
+    then the migration stops with :class:`MigrationError`.
     """
     scripts = _scripts(models)
     with _connect(models.engine) as conn:
@@ -260,7 +264,8 @@ def migrate(models: Models, revision: str = "head", *, sql: TextIO | None = None
         applied.append(Applied(step.up_revision_id, (step.up_revision.doc or "").strip(), step.is_upgrade))
 
     with _alembic_errors(f"{name} the database"):
-        _command(name, models, target or "base", attributes={_OPTIONS: {"on_version_apply": record}})
+        _command(name, models, target or "base",
+                 attributes={_OPTIONS: {"on_version_apply": record}, _LOCK_TIMEOUT: lock_timeout})
     return applied
 
 

@@ -28,6 +28,11 @@ FILE_TEMPLATE = "%%(year)d%%(month).2d%%(day).2d_%%(hour).2d%%(minute).2d%%(seco
 # Keys of Alembic's Config.attributes that env.py passes on to Alembic (see run_environment).
 _OPTIONS = "robaccia.options"
 _PLAN = "robaccia.plan"
+_LOCK_TIMEOUT = "robaccia.lock_timeout"
+#: Seconds ``migrate`` waits for a table a running site is using, before it gives up.
+#: NOTE: while a schema change waits for its lock, the site's queries of that table queue
+#: behind it (PostgreSQL, MariaDB): a short wait keeps the site answering.
+LOCK_TIMEOUT = 5.0
 
 
 class MigrationError(RobacciaError):
@@ -165,7 +170,28 @@ def _alembic_errors(doing: str) -> Iterator[None]:
     except CommandError as exc:
         raise MigrationError(f"Could not {doing}: {exc}") from None
     except sa_exc.DBAPIError as exc:
+        if lock_timed_out(exc):
+            after = ("Nothing was changed. " if _from_postgresql(exc) else
+                     "What ran before it stays (schema changes cannot be undone on this database): "
+                     "robaccia-admin migrations shows where the database is. ")
+            raise MigrationError(f"Could not {doing}: a table it changes is in use by another connection "
+                                 f"(its lock was not granted in time). {after}Run it again when the site "
+                                 "is quieter, or wait longer with --lock-timeout SECONDS.") from None
         raise MigrationError(f"Could not {doing}: {_reason(exc)}") from None
+
+
+def lock_timed_out(exc: sa_exc.DBAPIError) -> bool:
+    """Tell whether a statement failed for want of a lock (``lock_timeout``, ``lock_wait_timeout``)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "55P03":  # PostgreSQL: lock_not_available
+        return True
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    return bool(args) and args[0] == 1205  # MariaDB/MySQL: lock wait timeout exceeded
+
+
+def _from_postgresql(exc: sa_exc.DBAPIError) -> bool:
+    """Tell whether an error came from PostgreSQL (whose schema changes are transactional)."""
+    return getattr(exc.orig, "sqlstate", None) is not None
 
 
 def _state(conn: Connection, models: Models) -> tuple[tuple[str, ...] | None, list[str]]:

@@ -21,7 +21,7 @@ from sqlalchemy import column, table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import MetaData, Table
 
-from robaccia.migrations.core import _OPTIONS, _PLAN, Loss, _connect, narrows
+from robaccia.migrations.core import _LOCK_TIMEOUT, _OPTIONS, _PLAN, Loss, _connect, narrows
 from robaccia.schema import comparison_options, type_sql
 
 # --- env.py -------------------------------------------------------------------------------------
@@ -50,6 +50,9 @@ def run_environment(context: Any, engine: Engine, metadata: MetaData) -> None:
         if sqlite:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
             conn.commit()
+        wait = config.attributes.get(_LOCK_TIMEOUT)
+        if wait is not None and not sqlite:
+            _limit_lock_waits(conn, wait)
         try:
             context.configure(connection=conn, **options)
             if sqlite:
@@ -63,6 +66,21 @@ def run_environment(context: Any, engine: Engine, metadata: MetaData) -> None:
                 conn.rollback()
                 conn.exec_driver_sql("PRAGMA foreign_keys=ON")
                 conn.commit()
+
+
+def _limit_lock_waits(conn: Connection, seconds: float) -> None:
+    """Make this connection's statements give up waiting for a table lock after ``seconds``.
+
+    A schema change waiting for a table that a request is reading makes the
+    site's next queries of that table wait behind it; with a limit, the
+    migration fails (``lock_timed_out``) and the site goes on.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SET lock_timeout = {max(1, round(seconds * 1000))}")
+    elif conn.dialect.name in ("mysql", "mariadb"):
+        whole = max(1, round(seconds))  # NOTE: whole seconds only
+        conn.exec_driver_sql(f"SET SESSION lock_wait_timeout = {whole}, innodb_lock_wait_timeout = {whole}")
+    conn.commit()
 
 
 class _Impl:
