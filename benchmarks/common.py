@@ -225,6 +225,9 @@ class PageField:
         text = self.display(value)
         return text if len(text) <= 200 else text[:200].rstrip() + "\u2026"
 
+    def link(self, value: Any) -> str | None:  # a member page's link: url and email columns only
+        return None
+
 
 FIELDS = [PageField("id", "Id", "number"), PageField("name", "Name", "text", long=True),
           PageField("title", "Title", "text", long=True),
