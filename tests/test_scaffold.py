@@ -160,6 +160,16 @@ def test_createproject_files_say_what_the_issue_asks(story: Story) -> None:
     assert "myprj" in (root / "README.md").read_text()
 
 
+def test_the_projects_readme_names_only_commands_that_exist(story: Story) -> None:
+    readme = (story.root / "README.md").read_text()
+    named = set(re.findall(r"robaccia-admin ([a-z]+)", readme))
+    listed = {line.split()[0] for line in admin("commands", cwd=story.root).stdout.splitlines() if line.strip()}
+    assert named and named <= listed, named - listed
+    assert {"makemigration", "migrate", "serve", "secretkey"} <= named
+    folders = {p.name for p in story.root.iterdir() if p.is_dir() and not p.name.startswith((".", "__"))}
+    assert [f for f in folders if f"`{f}/" not in readme] == []  # every folder explained
+
+
 def test_secret_key_is_private_and_random(story: Story, tmp_path: Path) -> None:
     key_file = story.root / ".secret_key"
     key = key_file.read_text().strip()
