@@ -3,7 +3,8 @@
 It serves the project in the folder named by ``ROBACCIA_PROJECT``, else the
 current folder (or the project above it)::
 
-    gunicorn --chdir myproject robaccia.wsgi:application
+    cd myproject && waitress-serve robaccia.wsgi:application   # waitress comes with robaccia
+    gunicorn --chdir myproject robaccia.wsgi:application       # or any other WSGI server
 
 ``robaccia-admin serve`` runs it this way::
 
