@@ -42,8 +42,8 @@ from sqlalchemy.pool import StaticPool
 
 from robaccia.errors import Conflict, HTTPError, RobacciaError, ServiceUnavailable, UnprocessableEntity
 
-__all__ = ["STATEMENT_ERRORS", "DatabaseUnavailable", "connection", "http_error", "make_engine", "make_metadata",
-           "unavailable"]
+__all__ = ["STATEMENT_ERRORS", "DatabaseUnavailable", "connection", "driver_code", "http_error", "lock_timed_out",
+           "make_engine", "make_metadata", "unavailable"]
 
 
 class DatabaseUnavailable(RobacciaError):
@@ -56,6 +56,33 @@ _MYSQL_BUSY = {1205, 1213, 2003, 2006, 2013}  # lock wait, deadlock, cannot conn
 _POSTGRES_BUSY = {"40P01", "55P03", "40001", "57P01", "57P03", "08000", "08001", "08003", "08006"}
 
 
+def driver_code(exc: sa_exc.DBAPIError) -> tuple[str, Any]:
+    """The database family and the driver's error code of a failed statement.
+
+    ``("sqlite", primary result code)``, ``("postgresql", SQLSTATE)``,
+    ``("mysql", error number)`` (MariaDB too), or ``("", None)``.
+    """
+    orig = exc.orig
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return "sqlite", code & 0xFF
+    # NOTE: the error number before the SQLSTATE: PyMySQL 1.2 gives server errors a
+    # sqlstate too ("HY000" for a lock wait), while psycopg's first argument is text.
+    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
+    if args and isinstance(args[0], int):
+        return "mysql", args[0]
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return "postgresql", sqlstate
+    return "", None
+
+
+_BUSY: dict[str, frozenset[Any]] = {"sqlite": frozenset(_SQLITE_BUSY), "postgresql": frozenset(_POSTGRES_BUSY),
+                                     "mysql": frozenset(_MYSQL_BUSY)}
+#: Driver codes of a statement that gave up waiting for a lock (lock_timeout, lock_wait_timeout).
+_LOCK_TIMEOUTS = {("postgresql", "55P03"), ("mysql", 1205)}
+
+
 def unavailable(exc: BaseException) -> bool:
     """Tell whether a database error means it cannot be reached (or is busy) now."""
     if isinstance(exc, (DatabaseUnavailable, sa_exc.TimeoutError, DisconnectionError)):
@@ -64,15 +91,13 @@ def unavailable(exc: BaseException) -> bool:
         return False
     if exc.connection_invalidated:
         return True
-    orig = exc.orig
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in _SQLITE_BUSY
-    sqlstate = getattr(orig, "sqlstate", None)
-    if isinstance(sqlstate, str):
-        return sqlstate in _POSTGRES_BUSY
-    args: tuple[Any, ...] = getattr(orig, "args", ())
-    return bool(args) and isinstance(args[0], int) and args[0] in _MYSQL_BUSY
+    family, code = driver_code(exc)
+    return code in _BUSY.get(family, frozenset())
+
+
+def lock_timed_out(exc: BaseException) -> bool:
+    """Tell whether a statement failed for want of a lock it waited for too long."""
+    return isinstance(exc, sa_exc.DBAPIError) and driver_code(exc) in _LOCK_TIMEOUTS
 
 
 #: What a failed statement raises: the errors :func:`http_error` answers for.

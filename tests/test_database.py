@@ -13,11 +13,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, create_engine
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Engine
 from support import load, make_project
 
 from robaccia import DefaultModelCollection
-from robaccia.database import make_engine
+from robaccia.database import driver_code, http_error, lock_timed_out, make_engine, unavailable
 from robaccia.schema import SchemaMismatch
 from robaccia.testing import Client, call, make_environ
 
@@ -82,3 +83,20 @@ def test_a_missing_column_under_run_is_a_debug_page_not_a_503(tmp_path: Path) ->
     assert response.status_code == 500
     assert "the column employees.phone is in the model but not in the database" in response.text
     assert "robaccia-admin makemigration" in response.text
+
+
+@pytest.mark.parametrize(("number", "sqlstate", "busy", "lock"), [
+    (1205, "HY000", True, True),  # lock wait timeout: PyMySQL 1.2 gives server errors a SQLSTATE too
+    (1213, "40001", True, False),  # deadlock
+    (2013, None, True, False),  # lost connection (a client-side error: no SQLSTATE)
+    (1062, "23000", False, False),  # duplicate key: the client's mistake, not the database's state
+])
+def test_mariadb_errors_are_told_by_their_number(number: int, sqlstate: str | None, busy: bool, lock: bool) -> None:
+    """A busy MariaDB is a 503 to retry, and a lock timeout is told as one, whatever SQLSTATE it carries."""
+    pymysql = pytest.importorskip("pymysql")
+    raised = pymysql.err.OperationalError(number, "...")
+    raised.sqlstate = sqlstate  # as PyMySQL 1.2 sets it from the server's error packet
+    error = sa_exc.OperationalError("UPDATE ...", {}, raised)
+    assert driver_code(error) == ("mysql", number)
+    assert (unavailable(error), lock_timed_out(error)) == (busy, lock)
+    assert (http_error(error) is not None and http_error(error).code == 503) == busy  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from sqlalchemy import types as sqltypes
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.schema import MetaData, Table
 
+from robaccia.database import driver_code, lock_timed_out
 from robaccia.errors import RobacciaError
 
 #: The name of a revision file: 20250101_093000_1a2b3c4d5e6f_add_phone.py (in the order they were made).
@@ -171,27 +172,13 @@ def _alembic_errors(doing: str) -> Iterator[None]:
         raise MigrationError(f"Could not {doing}: {exc}") from None
     except sa_exc.DBAPIError as exc:
         if lock_timed_out(exc):
-            after = ("Nothing was changed. " if _from_postgresql(exc) else
+            after = ("Nothing was changed. " if driver_code(exc)[0] == "postgresql" else
                      "What ran before it stays (schema changes cannot be undone on this database): "
                      "robaccia-admin migrations shows where the database is. ")
             raise MigrationError(f"Could not {doing}: a table it changes is in use by another connection "
                                  f"(its lock was not granted in time). {after}Run it again when the site "
                                  "is quieter, or wait longer with --lock-timeout SECONDS.") from None
         raise MigrationError(f"Could not {doing}: {_reason(exc)}") from None
-
-
-def lock_timed_out(exc: sa_exc.DBAPIError) -> bool:
-    """Tell whether a statement failed for want of a lock (``lock_timeout``, ``lock_wait_timeout``)."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) == "55P03":  # PostgreSQL: lock_not_available
-        return True
-    args: tuple[Any, ...] = tuple(getattr(orig, "args", ()))
-    return bool(args) and args[0] == 1205  # MariaDB/MySQL: lock wait timeout exceeded
-
-
-def _from_postgresql(exc: sa_exc.DBAPIError) -> bool:
-    """Tell whether an error came from PostgreSQL (whose schema changes are transactional)."""
-    return getattr(exc.orig, "sqlstate", None) is not None
 
 
 def _state(conn: Connection, models: Models) -> tuple[tuple[str, ...] | None, list[str]]:
