@@ -343,28 +343,19 @@ class Project(BuiltIns):
             # PERF: what steps.enter(request) does, inline (the defaults are on
             # the request's class already), with the method read once: no step
             # changes it.
-            if steps.guard is None:
-                try:
-                    for check in steps.every:
+            try:
+                for check in steps.every:
+                    check(request)
+                if steps.checks and method in _CHECKED_METHODS:
+                    for check in steps.checks:
                         check(request)
-                    if steps.checks and method in _CHECKED_METHODS:
-                        for check in steps.checks:
-                            check(request)
-                except HTTPException as refused:
-                    return refused(environ, respond)
                 result = inner(environ, respond)
-            else:
-                try:
-                    for check in steps.every:
-                        check(request)
-                    if steps.checks and method in _CHECKED_METHODS:
-                        for check in steps.checks:
-                            check(request)
-                    result = inner(environ, respond)
-                except HTTPException as exc:
-                    result = exc(environ, respond)
-                except Exception:
-                    result = steps.guard.error(environ, respond, sys.exc_info())
+            except HTTPException as exc:
+                result = exc(environ, respond)
+            except Exception:
+                if steps.guard is None:
+                    raise  # no ErrorPages in MIDDLEWARE: the server's own 500
+                result = steps.guard.error(environ, respond, sys.exc_info())
         if method == "HEAD":
             result = drop_body(result)
         if type(result) is list:

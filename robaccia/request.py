@@ -92,9 +92,6 @@ class FormToken:
     def __hash__(self) -> int:
         return hash(str(self))
 
-    def __len__(self) -> int:
-        return len(str(self))
-
     def __repr__(self) -> str:
         return f"<FormToken {self._value or '(not minted yet)'}>"
 
